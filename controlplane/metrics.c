@@ -1,0 +1,220 @@
+/* metrics — see metrics.h. */
+#include "controlplane/metrics.h"
+
+#include <string.h>
+
+static uint64_t rd(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void add_counters(struct metrics_snapshot *s, const struct shm_counters *c)
+{
+    for (unsigned i = 0; i < SHM_N_CODES; i++)
+        s->requests[i] += rd(&c->requests[i]);
+    s->tokens += rd(&c->tokens);
+    s->upstream_cancellations += rd(&c->upstream_cancellations);
+    s->slow_consumers += rd(&c->slow_consumers);
+    s->accepted += rd(&c->accepted);
+    s->upstream_connects += rd(&c->upstream_connects);
+    s->upstream_reused += rd(&c->upstream_reused);
+    s->upstream_errors += rd(&c->upstream_errors);
+    s->upstream_retries += rd(&c->upstream_retries);
+    s->sends += rd(&c->sends);
+    s->sends_zc += rd(&c->sends_zc);
+    s->recv_enobufs += rd(&c->recv_enobufs);
+    s->slab_waits += rd(&c->slab_waits);
+    s->bytes_out += rd(&c->bytes_out);
+    hist_snap_add(&s->itl, &c->itl);
+}
+
+static void add_labels(struct metrics_snapshot *s, const struct shm_ttft_label *t)
+{
+    for (unsigned i = 0; i < SHM_TTFT_LABELS; i++) {
+        const struct shm_ttft_label *l = &t[i];
+        if (!atomic_load_explicit(&l->used, memory_order_acquire))
+            break;
+        struct metrics_label *m = NULL;
+        for (unsigned k = 0; k < s->nlabels; k++) {
+            if (!strcmp(s->labels[k].tenant, l->tenant) &&
+                !strcmp(s->labels[k].backend, l->backend) && !strcmp(s->labels[k].model, l->model)) {
+                m = &s->labels[k];
+                break;
+            }
+        }
+        if (!m) {
+            if (s->nlabels == METRICS_MAX_LABELS)
+                continue;
+            m = &s->labels[s->nlabels++];
+            memcpy(m->tenant, l->tenant, sizeof m->tenant);
+            memcpy(m->backend, l->backend, sizeof m->backend);
+            memcpy(m->model, l->model, sizeof m->model);
+            m->tenant[sizeof m->tenant - 1] = '\0';
+            m->backend[sizeof m->backend - 1] = '\0';
+            m->model[sizeof m->model - 1] = '\0';
+        }
+        hist_snap_add(&m->h, &l->h);
+    }
+}
+
+static int64_t rdg(const _Atomic int64_t *g)
+{
+    return atomic_load_explicit(g, memory_order_relaxed);
+}
+
+void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap)
+{
+    const struct shm_segment *seg = shm->seg;
+    for (;;) {
+        uint32_t tok = shm_read_begin(shm);
+        memset(snap, 0, sizeof *snap);
+        add_counters(snap, &seg->retired.c);
+        add_labels(snap, seg->retired.ttft);
+        for (unsigned i = 0; i < seg->nslots; i++) {
+            const struct shm_slot_hdr *h = &seg->hdr[i];
+            if (atomic_load_explicit(&h->state, memory_order_acquire) != SHM_SLOT_LIVE)
+                continue;
+            const struct shm_slot *sl = shm_slot(shm, i);
+            add_counters(snap, &sl->c);
+            add_labels(snap, sl->ttft);
+            if (h->role != SHM_ROLE_WORKER)
+                continue;
+            snap->workers_live++;
+            if (atomic_load_explicit(&h->draining, memory_order_relaxed))
+                snap->workers_draining++;
+            snap->streams_active += rdg(&sl->g.streams_active);
+            snap->connections += rdg(&sl->g.connections);
+            snap->upstream_conns += rdg(&sl->g.upstream_conns);
+            snap->upstream_idle += rdg(&sl->g.upstream_idle);
+            snap->slabs_used += rdg(&sl->g.slabs_used);
+        }
+        if (!shm_read_retry(shm, tok))
+            return;
+    }
+}
+
+/* Prometheus label values escape backslash, double quote and newline. */
+static void put_label(struct sbuf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            sbuf_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            sbuf_puts(b, "\\n");
+        else
+            sbuf_put(b, v, 1);
+    }
+}
+
+static void put_seconds(struct sbuf *b, uint64_t us)
+{
+    sbuf_printf(b, "%llu.%06llu", (unsigned long long)(us / 1000000),
+                (unsigned long long)(us % 1000000));
+}
+
+static void put_hist(struct sbuf *b, const char *name, const char *labels,
+                     const struct hist_bounds *bounds, const struct hist_snap *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (unsigned i = 0; i < bounds->n; i++) {
+        cum += h->bucket[i];
+        sbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                    (double)bounds->le_us[i] / 1e6, (unsigned long long)cum);
+    }
+    cum += h->bucket[bounds->n];
+    sbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                (unsigned long long)cum);
+    sbuf_printf(b, "%s_sum%s%s%s ", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "");
+    put_seconds(b, h->sum_us);
+    sbuf_printf(b, "\n%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
+                labels[0] ? "}" : "", (unsigned long long)h->count);
+}
+
+static void counter(struct sbuf *b, const char *name, const char *help, uint64_t v)
+{
+    sbuf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                (unsigned long long)v);
+}
+
+static void gauge(struct sbuf *b, const char *name, const char *help, int64_t v)
+{
+    sbuf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name,
+                (long long)v);
+}
+
+int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
+{
+    sbuf_puts(b, "# HELP sluice_requests_total Requests answered, by HTTP status "
+                 "(499: the client left before any response).\n"
+                 "# TYPE sluice_requests_total counter\n");
+    for (unsigned i = 0; i < SHM_N_CODES; i++) {
+        int code = shm_code_status((enum shm_code)i);
+        if (code)
+            sbuf_printf(b, "sluice_requests_total{code=\"%d\"} %llu\n", code,
+                        (unsigned long long)s->requests[i]);
+        else
+            sbuf_printf(b, "sluice_requests_total{code=\"other\"} %llu\n",
+                        (unsigned long long)s->requests[i]);
+    }
+    counter(b, "sluice_tokens_total", "Token events relayed to clients.", s->tokens);
+    gauge(b, "sluice_streams_active", "Completion requests in progress.", s->streams_active);
+    counter(b, "sluice_upstream_cancellations_total",
+            "Backend requests cut before their end (client gone, timeout, slow consumer).",
+            s->upstream_cancellations);
+    counter(b, "sluice_slow_consumers_total",
+            "Clients cut for not reading their stream within slow_consumer_timeout.",
+            s->slow_consumers);
+
+    sbuf_puts(b, "# HELP sluice_ttft_seconds Time from a complete request to its first token "
+                 "event.\n# TYPE sluice_ttft_seconds histogram\n");
+    for (unsigned i = 0; i < s->nlabels; i++) {
+        struct sbuf l;
+        sbuf_init(&l, 1024);
+        sbuf_puts(&l, "tenant=\"");
+        put_label(&l, s->labels[i].tenant);
+        sbuf_puts(&l, "\",backend=\"");
+        put_label(&l, s->labels[i].backend);
+        sbuf_puts(&l, "\",model=\"");
+        put_label(&l, s->labels[i].model);
+        sbuf_puts(&l, "\"");
+        if (!l.err)
+            put_hist(b, "sluice_ttft_seconds", l.p, &hist_ttft_bounds, &s->labels[i].h);
+        sbuf_free(&l);
+    }
+    sbuf_puts(b, "# HELP sluice_inter_token_seconds Gap between consecutive token events of a "
+                 "stream.\n# TYPE sluice_inter_token_seconds histogram\n");
+    put_hist(b, "sluice_inter_token_seconds", "", &hist_itl_bounds, &s->itl);
+
+    gauge(b, "sluice_connections_active", "Client connections open.", s->connections);
+    counter(b, "sluice_connections_total", "Client connections accepted.", s->accepted);
+    sbuf_puts(b, "# HELP sluice_upstream_connections Backend connections, by state.\n"
+                 "# TYPE sluice_upstream_connections gauge\n");
+    sbuf_printf(b, "sluice_upstream_connections{state=\"busy\"} %lld\n",
+                (long long)(s->upstream_conns - s->upstream_idle));
+    sbuf_printf(b, "sluice_upstream_connections{state=\"idle\"} %lld\n",
+                (long long)s->upstream_idle);
+    counter(b, "sluice_upstream_connects_total", "Backend connections opened.",
+            s->upstream_connects);
+    counter(b, "sluice_upstream_reused_total", "Backend requests sent on a pooled connection.",
+            s->upstream_reused);
+    counter(b, "sluice_upstream_errors_total",
+            "Backend failures: refused, reset, timed out or invalid.", s->upstream_errors);
+    counter(b, "sluice_upstream_retries_total",
+            "Requests sent again after a pooled connection turned out closed.",
+            s->upstream_retries);
+    sbuf_puts(b, "# HELP sluice_sends_total Client sends, by path.\n"
+                 "# TYPE sluice_sends_total counter\n");
+    sbuf_printf(b, "sluice_sends_total{path=\"plain\"} %llu\n", (unsigned long long)s->sends);
+    sbuf_printf(b, "sluice_sends_total{path=\"zerocopy\"} %llu\n",
+                (unsigned long long)s->sends_zc);
+    counter(b, "sluice_sent_bytes_total", "Bytes sent to clients.", s->bytes_out);
+    counter(b, "sluice_recv_buffer_exhausted_total",
+            "Receives that found the provided-buffer ring empty.", s->recv_enobufs);
+    counter(b, "sluice_slab_waits_total", "Streams paused because the slab pool ran low.",
+            s->slab_waits);
+    gauge(b, "sluice_slabs_used", "Output slabs in use.", s->slabs_used);
+    gauge(b, "sluice_workers", "Worker processes alive.", s->workers_live);
+    gauge(b, "sluice_workers_draining", "Worker processes draining.", s->workers_draining);
+    return b->err;
+}

@@ -1,0 +1,61 @@
+/*
+ * metrics — the node's numbers, summed from every slot of the shared
+ * segment (live processes plus the totals folded from dead ones), and
+ * printed in Prometheus text format (version 0.0.4).
+ *
+ * Collection reads the segment with relaxed loads and retries while the
+ * supervisor is folding a dead worker's slot, so a counter never appears
+ * twice or not at all.  Runs in the control-plane process; allocates only
+ * the output text.
+ */
+#ifndef SLUICE_METRICS_H
+#define SLUICE_METRICS_H
+
+#include <stdint.h>
+
+#include "shared/hist.h"
+#include "shared/sbuf.h"
+#include "shared/shm.h"
+
+#define METRICS_MAX_LABELS 256
+
+struct metrics_label {
+    char tenant[SHM_LABEL_TENANT];
+    char backend[SHM_LABEL_BACKEND];
+    char model[SHM_LABEL_MODEL];
+    struct hist_snap h;
+};
+
+struct metrics_snapshot {
+    uint64_t requests[SHM_N_CODES];
+    uint64_t tokens;
+    uint64_t upstream_cancellations;
+    uint64_t slow_consumers;
+    uint64_t accepted;
+    uint64_t upstream_connects;
+    uint64_t upstream_reused;
+    uint64_t upstream_errors;
+    uint64_t upstream_retries;
+    uint64_t sends;
+    uint64_t sends_zc;
+    uint64_t recv_enobufs;
+    uint64_t slab_waits;
+    uint64_t bytes_out;
+    int64_t streams_active;
+    int64_t connections;
+    int64_t upstream_conns;
+    int64_t upstream_idle;
+    int64_t slabs_used;
+    struct hist_snap itl;
+    struct metrics_label labels[METRICS_MAX_LABELS];
+    unsigned nlabels;
+    unsigned workers_live;
+    unsigned workers_draining;
+};
+
+void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap);
+
+/* Appends the Prometheus page for <snap> to <out>.  0 or -errno. */
+int metrics_render(const struct metrics_snapshot *snap, struct sbuf *out);
+
+#endif

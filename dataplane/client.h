@@ -1,0 +1,142 @@
+/*
+ * client — an HTTP/1.1 client connection: reading requests (head, body,
+ * pipelined requests in order), answering local routes and errors, handing
+ * completion requests to a stream, and sending the response bytes that the
+ * stream leaves in the connection's outq.
+ *
+ * A connection reads with one multishot receive on the worker's provided
+ * buffers.  A request head that arrives whole in one buffer is parsed in
+ * place; only a split head, a body, or bytes after the current request are
+ * copied into the connection's own input buffer, which is freed again when
+ * it empties (an idle keep-alive connection holds no buffer at all).
+ *
+ * Owned by its worker; freed by client_release() only when closed and no
+ * SQE of it is in flight.
+ */
+#ifndef SLUICE_CLIENT_H
+#define SLUICE_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dataplane/h1_chunked.h"
+#include "dataplane/outq.h"
+#include "dataplane/timer_wheel.h"
+#include "dataplane/worker.h"
+#include "shared/list.h"
+
+#define REQID_MAX 64
+
+enum conn_state {
+    CS_HEAD = 0, /* waiting for (the rest of) a request head */
+    CS_BODY,     /* reading a request body */
+    CS_BUSY,     /* a response is being produced or sent */
+    CS_LINGER,   /* final bytes sent, write side shut, draining input */
+    CS_CLOSED,   /* close submitted */
+};
+
+enum route {
+    ROUTE_NONE = 0,
+    ROUTE_CHAT,
+    ROUTE_COMPLETIONS,
+    ROUTE_MODELS,
+    ROUTE_HEALTHZ,
+};
+
+struct stream;
+
+struct conn {
+    struct tw_entry timer;
+    struct list_node node;       /* worker->conns */
+    struct list_node rearm_node; /* worker->rearm */
+    struct worker *w;
+    struct conn *dirty_next;
+    int fd;                      /* fixed-file index, or a plain fd */
+    uint8_t state;               /* enum conn_state */
+    bool fixed;
+    bool recv_armed;
+    bool send_busy;
+    bool dirty;
+    bool keepalive;              /* the current request allows reuse */
+    bool close_after;            /* close once the outq is empty */
+    bool http10;                 /* client spoke HTTP/1.0 */
+    bool expect_continue;
+    bool input_paused;           /* too much pipelined input: receive cancelled */
+    bool counted;                /* the current request was counted in requests_total */
+    bool resp_done;              /* every byte of the response is queued */
+    bool in_request;             /* a request is being read or answered */
+    bool head_timing;            /* the header timeout runs for the head being read */
+    uint16_t inflight;
+
+    /* bytes received and not yet consumed */
+    char *in;
+    uint32_t in_len;
+    uint32_t in_cap;
+
+    /* the request being read */
+    enum route route;
+    char *up_head;           /* head for the backend, built from the client's head */
+    uint32_t up_head_len;
+    uint32_t up_head_cap;
+    char *body;
+    uint64_t body_len;
+    uint64_t body_cap;
+    uint64_t body_left;      /* Content-Length bytes still to read */
+    bool body_chunked;
+    bool body_discard;       /* read and drop (request already answered) */
+    struct h1_chunked chunk;
+    int pending_err;         /* api_error to answer once the body is read, or -1 */
+    char *err_detail;        /* its message (heap, rare path) */
+    const char *allow;       /* Allow field for a 405 (static string) */
+    uint64_t t_start_ns;     /* request head complete */
+    uint64_t deadline_ms;    /* current timer deadline, for the state */
+
+    struct outq out;
+    struct stream *st;
+    uint32_t nreq;
+    char reqid[REQID_MAX + 1];
+    uint8_t reqid_len;
+    uint16_t status;         /* status of the response being sent */
+};
+
+/* A new connection from the accept ring (fd = fixed index when <fixed>). */
+void client_accept(struct worker *w, int fd, bool fixed);
+
+void client_on_recv(struct conn *c, struct io_uring_cqe *cqe);
+void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc);
+void client_on_shut(struct conn *c, struct io_uring_cqe *cqe);
+void client_on_close(struct conn *c, struct io_uring_cqe *cqe);
+void client_on_timer(struct conn *c);
+
+/* Prepares the next send if there are committed bytes and none in flight. */
+void client_flush(struct conn *c);
+
+/* Re-arms a receive that stopped for lack of buffers. */
+void client_rearm(struct conn *c);
+
+/* Called by the stream when the response is complete (all bytes queued);
+ * the connection finishes the request once they are sent. */
+void client_stream_done(struct conn *c);
+
+/* Called by the stream when the client must go: closes at once. */
+void client_abort(struct conn *c);
+
+/* "OK", "Not Found"... for a status line. */
+const char *client_reason(int status);
+
+/* Frees a closed connection once nothing of it is in flight. */
+void client_maybe_free(struct conn *c);
+
+/* Closes idle keep-alive connections and stops reusing the others (drain). */
+void client_drain(struct worker *w);
+
+/* Writes a complete local response (status line, headers, JSON body) into
+ * the outq and commits it. */
+int client_respond(struct conn *c, int status, const char *extra_headers, const char *ctype,
+                   const char *body, size_t body_len);
+
+/* The OpenAI-shaped error response for <e>, with <detail> as the message
+ * (may be NULL). */
+void client_respond_error(struct conn *c, int api_err, const char *detail);
+
+#endif

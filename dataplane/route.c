@@ -1,0 +1,206 @@
+/* route — see route.h. */
+#include "dataplane/route.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dataplane/api_error.h"
+#include "shared/sbuf.h"
+
+struct route_def {
+    const char *path;
+    const char *method;
+    enum route route;
+};
+
+static const struct route_def routes[] = {
+    {"/v1/chat/completions", "POST", ROUTE_CHAT},
+    {"/v1/completions", "POST", ROUTE_COMPLETIONS},
+    {"/v1/models", "GET", ROUTE_MODELS},
+    {"/healthz", "GET", ROUTE_HEALTHZ},
+};
+
+static bool eq(const char *a, size_t alen, const char *b)
+{
+    return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
+
+enum route route_match(const char *method, size_t method_len, const char *path, size_t path_len,
+                       bool *method_ok, const char **allow)
+{
+    /* A trailing slash is the same resource: clients and SDKs add one. */
+    if (path_len > 1 && path[path_len - 1] == '/')
+        path_len--;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!eq(path, path_len, routes[i].path))
+            continue;
+        *allow = routes[i].method;
+        *method_ok = eq(method, method_len, routes[i].method);
+        return routes[i].route;
+    }
+    *method_ok = false;
+    *allow = NULL;
+    return ROUTE_NONE;
+}
+
+int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
+                   bool *is_stream, char *detail, size_t detail_cap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(detail, detail_cap, "request body is not valid JSON: %s at line %d column %d",
+                 jerr.text, jerr.line, jerr.column);
+        return API_ERR_INVALID_JSON;
+    }
+    int ret = 0;
+    if (!json_is_object(root)) {
+        snprintf(detail, detail_cap, "request body must be a JSON object");
+        ret = API_ERR_INVALID_JSON;
+        goto out;
+    }
+    json_t *m = json_object_get(root, "model");
+    if (!m) {
+        snprintf(detail, detail_cap, "'model' is required");
+        ret = API_ERR_MISSING_FIELD;
+        goto out;
+    }
+    if (!json_is_string(m) || json_string_length(m) == 0) {
+        snprintf(detail, detail_cap, "'model' must be a non-empty string");
+        ret = API_ERR_INVALID_FIELD;
+        goto out;
+    }
+    snprintf(model, model_cap, "%s", json_string_value(m));
+    if (r == ROUTE_CHAT) {
+        json_t *msgs = json_object_get(root, "messages");
+        if (!msgs) {
+            snprintf(detail, detail_cap, "'messages' is required");
+            ret = API_ERR_MISSING_FIELD;
+            goto out;
+        }
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+            snprintf(detail, detail_cap, "'messages' must be a non-empty array");
+            ret = API_ERR_INVALID_FIELD;
+            goto out;
+        }
+    } else {
+        json_t *p = json_object_get(root, "prompt");
+        if (!p) {
+            snprintf(detail, detail_cap, "'prompt' is required");
+            ret = API_ERR_MISSING_FIELD;
+            goto out;
+        }
+        if (!json_is_string(p) && !json_is_array(p)) {
+            snprintf(detail, detail_cap, "'prompt' must be a string or an array");
+            ret = API_ERR_INVALID_FIELD;
+            goto out;
+        }
+    }
+    json_t *s = json_object_get(root, "stream");
+    if (s && !json_is_boolean(s) && !json_is_null(s)) {
+        snprintf(detail, detail_cap, "'stream' must be a boolean");
+        ret = API_ERR_INVALID_FIELD;
+        goto out;
+    }
+    *is_stream = s && json_is_true(s);
+out:
+    json_decref(root);
+    return ret;
+}
+
+/* Fields never forwarded as the client sent them. */
+static bool drop_field(const struct h1_header *h, const struct h1_header *conn_field)
+{
+    static const char *const drop[] = {
+        "connection", "keep-alive",      "proxy-connection", "te",   "trailer",
+        "upgrade",    "transfer-encoding", "host",           "content-length",
+        "expect",     "accept-encoding",   "x-request-id",   "proxy-authorization",
+    };
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
+            return true;
+    /* Fields the client declared hop-by-hop by listing them in Connection. */
+    if (conn_field) {
+        char name[64];
+        if (h->name_len < sizeof name) {
+            memcpy(name, h->name, h->name_len);
+            name[h->name_len] = '\0';
+            if (h1_list_has_token(conn_field->value, conn_field->value_len, name))
+                return true;
+        }
+    }
+    return false;
+}
+
+#define HEAD_MAX (1u << 20)
+
+int route_build_head(const struct h1_request *req, const struct config_backend *be,
+                     const char *reqid, size_t reqid_len, char **out, uint32_t *out_len,
+                     uint32_t *out_cap)
+{
+    struct sbuf b;
+    sbuf_init(&b, HEAD_MAX);
+    sbuf_put(&b, req->method, req->method_len);
+    sbuf_puts(&b, " ");
+    sbuf_put(&b, req->path, req->path_len);
+    if (req->query) {
+        sbuf_puts(&b, "?");
+        sbuf_put(&b, req->query, req->query_len);
+    }
+    sbuf_printf(&b, " HTTP/1.1\r\nHost: %s", be->host);
+    if (be->port != 80)
+        sbuf_printf(&b, ":%u", (unsigned)be->port);
+    sbuf_puts(&b, "\r\n");
+    const struct h1_header *conn_field = h1_header_find(req->headers, req->n_headers, "connection");
+    for (uint32_t i = 0; i < req->n_headers; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (drop_field(h, conn_field))
+            continue;
+        sbuf_put(&b, h->name, h->name_len);
+        sbuf_puts(&b, ": ");
+        sbuf_put(&b, h->value, h->value_len);
+        sbuf_puts(&b, "\r\n");
+    }
+    sbuf_puts(&b, "X-Request-Id: ");
+    sbuf_put(&b, reqid, reqid_len);
+    if (sbuf_puts(&b, "\r\n")) {
+        sbuf_free(&b);
+        return -ENOMEM;
+    }
+    size_t len, cap;
+    *out = sbuf_take(&b, &len, &cap);
+    *out_len = (uint32_t)len;
+    *out_cap = (uint32_t)cap;
+    return 0;
+}
+
+int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len)
+{
+    struct sbuf b = {.p = *head, .len = *len, .cap = *cap, .max = HEAD_MAX + 64};
+    if (has_body)
+        sbuf_printf(&b, "Content-Length: %llu\r\n\r\n", (unsigned long long)body_len);
+    else
+        sbuf_puts(&b, "\r\n");
+    size_t l, c;
+    int err = b.err;
+    *head = sbuf_take(&b, &l, &c);
+    *len = (uint32_t)l;
+    *cap = (uint32_t)c;
+    return err;
+}
+
+bool route_reqid_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > REQID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,52 @@
+/*
+ * route — what a request is: which route it matches, whether its JSON body
+ * is acceptable, and the request head that goes to the backend.
+ *
+ * The body of a completion request is validated with jansson (a JSON object,
+ * `model` a non-empty string, `messages` an array for chat or `prompt` a
+ * string or array for completions, `stream` a boolean when present) and then
+ * forwarded byte for byte: sluice never re-serialises what the client sent.
+ * The backend head keeps the client's method, path and query and its
+ * end-to-end fields; hop-by-hop fields (RFC 9110 §7.6.1, plus any the client
+ * lists in Connection), Host, Content-Length, Expect and Accept-Encoding
+ * (sluice must read the stream it relays) are replaced.
+ *
+ * Pure functions apart from the allocation of the head buffer.
+ */
+#ifndef SLUICE_ROUTE_H
+#define SLUICE_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/client.h"
+#include "dataplane/h1_parser.h"
+#include "shared/config.h"
+
+/* Finds the route of <path>.  *method_ok says whether <method> is allowed;
+ * *allow is the Allow field value for a 405. */
+enum route route_match(const char *method, size_t method_len, const char *path, size_t path_len,
+                       bool *method_ok, const char **allow);
+
+/* Validates a completion body.  Returns 0 and fills model/is_stream, or an
+ * api_error with a message in <detail>. */
+int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
+                   bool *is_stream, char *detail, size_t detail_cap);
+
+/* Builds the backend request head (request line and fields, without the
+ * Content-Length and the final CRLF) into a new buffer.  Returns 0 or
+ * -ENOMEM. */
+int route_build_head(const struct h1_request *req, const struct config_backend *be,
+                     const char *reqid, size_t reqid_len, char **out, uint32_t *out_len,
+                     uint32_t *out_cap);
+
+/* Appends "Content-Length: N\r\n\r\n" (or just the final CRLF when the
+ * method has no body and len is 0).  0 or -ENOMEM. */
+int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len);
+
+/* Is <id> acceptable as an X-Request-Id to echo (1..REQID_MAX visible ASCII
+ * without quotes or backslashes)? */
+bool route_reqid_valid(const char *id, size_t len);
+
+#endif

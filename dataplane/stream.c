@@ -1,0 +1,626 @@
+/* stream — see stream.h. */
+#include "dataplane/stream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dataplane/api_error.h"
+#include "dataplane/client.h"
+#include "dataplane/route.h"
+#include "dataplane/upstream.h"
+#include "shared/log.h"
+
+/* Every event goes out as its own HTTP chunk; the size line is written
+ * before the size is known, so it has a fixed width (leading zeros are
+ * valid chunk-size syntax, RFC 9112 §7.1) and is patched at the end. */
+#define CHUNK_HDR_LEN 10 /* "%08x\r\n" */
+
+static void rearm_timer(struct stream *st);
+static void stream_fail(struct stream *st, enum api_error err, const char *detail);
+
+static struct worker *W(const struct stream *st)
+{
+    return st->c->w;
+}
+
+int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
+                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len)
+{
+    struct worker *w = c->w;
+    struct stream *st = calloc(1, sizeof *st);
+    if (!st || route_finish_head(&head, &head_len, &head_cap, body != NULL, body_len) < 0) {
+        free(st);
+        free(head);
+        return -ENOMEM;
+    }
+    st->c = c;
+    c->st = st;
+    st->pool = &w->pools[0];
+    snprintf(st->id, sizeof st->id, "%02x%06x%08x", w->id & 0xff, w->stream_salt & 0xffffff,
+             ++w->stream_counter);
+    st->t0_ns = c->t_start_ns;
+    st->t_last_ns = st->t0_ns;
+    snprintf(st->model, sizeof st->model, "%s", model);
+    st->req_head = head;
+    st->req_head_len = head_len;
+    st->req_head_cap = head_cap;
+    st->req_body = body;
+    st->req_body_len = body ? body_len : 0;
+    st->is_completion = is_completion;
+    st->timer.kind = TK_STREAM;
+    list_init(&st->wait_node);
+    sse_framer_init(&st->fr);
+    if (is_completion)
+        shm_gauge_add(&w->slot->g.streams_active, 1);
+    rearm_timer(st);
+    int ret = upstream_acquire(w, st->pool, st);
+    if (ret < 0) {
+        log_warn("stream %s: cannot open a backend connection: %s", st->id, strerror(-ret));
+        shm_add(&w->slot->c.upstream_errors, 1);
+        stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
+    }
+    return 0;
+}
+
+void stream_free(struct stream *st)
+{
+    struct worker *w = W(st);
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, true);
+    }
+    if (st->is_completion)
+        shm_gauge_add(&w->slot->g.streams_active, -1);
+    tw_cancel(&w->tw, &st->timer);
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+    free(st->req_head);
+    free(st->big);
+    free(st);
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void rearm_timer(struct stream *st)
+{
+    struct worker *w = W(st);
+    const struct config *cfg = w->cfg;
+    if (st->phase == SP_DONE) {
+        tw_cancel(&w->tw, &st->timer);
+        return;
+    }
+    uint64_t when;
+    if (st->paused)
+        when = st->blocked_since_ms + cfg->slow_consumer_timeout_ms;
+    else if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM))
+        when = st->t0_ns / 1000000 + cfg->first_token_timeout_ms;
+    else
+        when = st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms;
+    tw_set(&w->tw, &st->timer, when);
+}
+
+void stream_on_timer(struct stream *st)
+{
+    struct worker *w = W(st);
+    const struct config *cfg = w->cfg;
+    uint64_t now = w->now_ms;
+    if (st->phase == SP_DONE)
+        return;
+    if (st->paused) {
+        if (now < st->blocked_since_ms + cfg->slow_consumer_timeout_ms) {
+            rearm_timer(st);
+            return;
+        }
+        shm_add(&w->slot->c.slow_consumers, 1);
+        log_info("stream %s: client read nothing for %u ms with %llu bytes queued: cut", st->id,
+                 cfg->slow_consumer_timeout_ms,
+                 (unsigned long long)outq_pending(&st->c->out));
+        client_abort(st->c); /* frees st */
+        return;
+    }
+    if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM)) {
+        if (now < st->t0_ns / 1000000 + cfg->first_token_timeout_ms) {
+            rearm_timer(st);
+            return;
+        }
+        log_info("stream %s: no first token within %u ms", st->id, cfg->first_token_timeout_ms);
+        stream_fail(st, API_ERR_FIRST_TOKEN_TIMEOUT, NULL);
+        return;
+    }
+    if (now < st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms) {
+        rearm_timer(st);
+        return;
+    }
+    log_info("stream %s: backend silent for %u ms", st->id, cfg->token_idle_timeout_ms);
+    stream_fail(st, API_ERR_TOKEN_TIMEOUT, NULL);
+}
+
+/* ---- failure --------------------------------------------------------------- */
+
+static int write_error_event(struct stream *st, enum api_error err, const char *detail)
+{
+    struct worker *w = W(st);
+    struct outq *q = &st->c->out;
+    char json[768];
+    char ev[1024];
+    size_t jl = api_error_json(json, sizeof json, err, detail);
+    if (jl >= sizeof json)
+        jl = sizeof json - 1;
+    int n = snprintf(ev, sizeof ev, "event: error\ndata: %.*s\n\n", (int)jl, json);
+    if (n < 0 || (size_t)n >= sizeof ev)
+        return -EINVAL;
+    if (st->chunked_out) {
+        char hdr[16];
+        int hl = snprintf(hdr, sizeof hdr, "%x\r\n", n);
+        if (outq_write(q, &w->slabs, hdr, (size_t)hl) || outq_write(q, &w->slabs, ev, (size_t)n) ||
+            outq_write(q, &w->slabs, "\r\n0\r\n\r\n", 7))
+            return -ENOBUFS;
+    } else if (outq_write(q, &w->slabs, ev, (size_t)n)) {
+        return -ENOBUFS;
+    }
+    outq_commit(q);
+    return 0;
+}
+
+static void drop_partial_event(struct stream *st)
+{
+    if (!st->in_event)
+        return;
+    if (st->big) {
+        free(st->big);
+        st->big = NULL;
+        st->big_len = st->big_cap = 0;
+    } else {
+        outq_truncate(&st->c->out, &W(st)->slabs, &st->ev_mark);
+    }
+    st->in_event = false;
+}
+
+/* Ends the stream with <err>: an error response if the client has seen
+ * nothing yet, an `event: error` if it is inside an event stream, a cut
+ * connection if it is inside any other body. */
+static void stream_fail(struct stream *st, enum api_error err, const char *detail)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, true);
+    }
+    st->phase = SP_DONE;
+    tw_cancel(&w->tw, &st->timer);
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+    drop_partial_event(st);
+    if (!st->head_committed) {
+        if (st->head_written)
+            outq_truncate(&c->out, &w->slabs, &st->head_mark);
+        st->status = (uint16_t)api_error_status(err);
+        client_respond_error(c, err, detail);
+        return;
+    }
+    if (st->mode == RM_SSE && write_error_event(st, err, detail) == 0) {
+        client_stream_done(c);
+        return;
+    }
+    client_abort(c); /* frees st */
+}
+
+void stream_on_upstream_error(struct stream *st, int api_err)
+{
+    struct worker *w = W(st);
+    /* A pooled connection the backend closed just as we reused it: the
+     * request never reached it, so send it once more on another one. */
+    if (api_err == API_ERR_BACKEND_DOWN && st->phase == SP_UPSTREAM && st->reused_last &&
+        !st->got_bytes_last && !st->retried && st->req_head) {
+        st->retried = true;
+        st->req_sent = 0;
+        shm_add(&w->slot->c.upstream_retries, 1);
+        if (upstream_acquire(w, st->pool, st) == 0)
+            return;
+    }
+    shm_add(&w->slot->c.upstream_errors, 1);
+    log_info("stream %s: backend %s: %s", st->id, st->pool->be->name,
+             api_error_code((enum api_error)api_err));
+    stream_fail(st, (enum api_error)api_err, NULL);
+}
+
+void stream_on_client_gone(struct stream *st)
+{
+    struct worker *w = W(st);
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, true);
+    }
+    st->phase = SP_DONE;
+    tw_cancel(&w->tw, &st->timer);
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+}
+
+/* ---- the response head ---------------------------------------------------- */
+
+static bool hop_by_hop(const struct h1_header *h, const struct h1_header *conn_field)
+{
+    static const char *const drop[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length",
+        "te",         "trailer",    "upgrade",          "x-request-id",      "server",
+    };
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
+            return true;
+    if (conn_field && h->name_len < 64) {
+        char name[64];
+        memcpy(name, h->name, h->name_len);
+        name[h->name_len] = '\0';
+        if (h1_list_has_token(conn_field->value, conn_field->value_len, name))
+            return true;
+    }
+    return false;
+}
+
+static int put(struct stream *st, const char *s, size_t n)
+{
+    return outq_write(&st->c->out, &W(st)->slabs, s, n);
+}
+
+int stream_on_head(struct stream *st, const struct h1_response *r)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    st->phase = SP_RELAY;
+    free(st->req_head);
+    st->req_head = NULL;
+    st->status = r->status;
+    st->t_last_ns = worker_now_ns();
+
+    const struct h1_header *ct = h1_header_find(r->headers, r->n_headers, "content-type");
+    bool sse = r->status == 200 && ct && ct->value_len >= 17 &&
+               strncasecmp(ct->value, "text/event-stream", 17) == 0;
+    st->mode = sse ? RM_SSE : RM_RAW;
+    bool no_body = r->flags & H1_F_NO_BODY;
+    bool pass_cl = !sse && (r->flags & H1_F_CONTENT_LENGTH);
+    st->chunked_out = !no_body && !pass_cl && !c->http10;
+    if (!no_body && !pass_cl && c->http10)
+        c->keepalive = false; /* the body ends when the connection does */
+
+    if (outq_mark(&c->out, &w->slabs, &st->head_mark) < 0)
+        goto nobufs;
+    st->head_written = true;
+    char line[512];
+    int n;
+    if (r->reason_len)
+        n = snprintf(line, sizeof line, "HTTP/1.1 %u %.*s\r\n", (unsigned)r->status,
+                     (int)(r->reason_len > 128 ? 128 : r->reason_len), r->reason);
+    else
+        n = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\n", (unsigned)r->status,
+                     client_reason(r->status));
+    int err = put(st, line, (size_t)n);
+    const struct h1_header *conn_field = h1_header_find(r->headers, r->n_headers, "connection");
+    bool has_cache_control = false;
+    for (uint32_t i = 0; i < r->n_headers && !err; i++) {
+        const struct h1_header *h = &r->headers[i];
+        if (hop_by_hop(h, conn_field))
+            continue;
+        if (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0)
+            has_cache_control = true;
+        err |= put(st, h->name, h->name_len);
+        err |= put(st, ": ", 2);
+        err |= put(st, h->value, h->value_len);
+        err |= put(st, "\r\n", 2);
+    }
+    if (pass_cl) {
+        n = snprintf(line, sizeof line, "Content-Length: %llu\r\n",
+                     (unsigned long long)r->content_length);
+        err |= put(st, line, (size_t)n);
+    }
+    if (st->chunked_out)
+        err |= put(st, "Transfer-Encoding: chunked\r\n", 28);
+    if (sse) {
+        if (!has_cache_control)
+            err |= put(st, "Cache-Control: no-cache\r\n", 25);
+        /* an nginx in front of sluice must not buffer the stream either */
+        err |= put(st, "X-Accel-Buffering: no\r\n", 23);
+    }
+    n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len, c->reqid,
+                 !c->keepalive || w->draining ? "Connection: close\r\n"
+                 : c->http10                  ? "Connection: keep-alive\r\n"
+                                              : "");
+    err |= put(st, line, (size_t)n);
+    if (err)
+        goto nobufs;
+    if (!sse) {
+        /* A plain body has no event boundary to wait for. */
+        outq_commit(&c->out);
+        st->head_committed = true;
+        c->status = st->status;
+        worker_mark_dirty(w, c);
+    }
+    rearm_timer(st);
+    return 0;
+nobufs:
+    stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
+    return -1;
+}
+
+/* ---- the body --------------------------------------------------------------- */
+
+static void backpressure(struct stream *st)
+{
+    struct worker *w = W(st);
+    if (!st->up || st->paused || st->slab_paused)
+        return;
+    if (outq_pending(&st->c->out) >= w->cfg->stream_buffer_max) {
+        st->paused = true;
+        st->blocked_since_ms = w->now_ms;
+        upstream_pause(st->up);
+        rearm_timer(st);
+    } else if (w->slabs.nfree < w->slabs.nslabs / 16 + 2) {
+        st->slab_paused = true;
+        upstream_pause(st->up);
+        list_add_tail(&w->slab_wait, &st->wait_node);
+        shm_add(&w->slot->c.slab_waits, 1);
+    }
+}
+
+void stream_on_client_sent(struct stream *st)
+{
+    struct worker *w = W(st);
+    if (st->paused && outq_pending(&st->c->out) < w->cfg->stream_buffer_max / 2) {
+        st->paused = false;
+        st->t_last_ns = worker_now_ns();
+        if (st->up && !st->slab_paused)
+            upstream_resume(st->up);
+        rearm_timer(st);
+    }
+}
+
+void stream_slab_resume(struct stream *st)
+{
+    st->slab_paused = false;
+    if (st->up && !st->paused)
+        upstream_resume(st->up);
+}
+
+void stream_on_sent(struct stream *st)
+{
+    (void)st;
+}
+
+static int relay_raw(struct stream *st, const char *p, size_t len)
+{
+    struct worker *w = W(st);
+    struct outq *q = &st->c->out;
+    int err = 0;
+    if (st->chunked_out) {
+        char hdr[20];
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+        err = outq_write(q, &w->slabs, hdr, (size_t)n);
+        err |= outq_write(q, &w->slabs, p, len);
+        err |= outq_write(q, &w->slabs, "\r\n", 2);
+    } else {
+        err = outq_write(q, &w->slabs, p, len);
+    }
+    if (err) {
+        stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
+        return -1;
+    }
+    outq_commit(q);
+    st->t_last_ns = worker_now_ns();
+    worker_mark_dirty(w, st->c);
+    return 0;
+}
+
+static int begin_event(struct stream *st)
+{
+    struct worker *w = W(st);
+    struct outq *q = &st->c->out;
+    char pre[CHUNK_HDR_LEN + 64];
+    int n = 0;
+    if (st->chunked_out) {
+        memcpy(pre, "00000000\r\n", CHUNK_HDR_LEN);
+        n = CHUNK_HDR_LEN;
+    }
+    n += snprintf(pre + n, sizeof pre - (size_t)n, "id: %s:%llu\n", st->id,
+                  (unsigned long long)st->seq + 1);
+    int err = outq_mark(q, &w->slabs, &st->ev_mark);
+    char *dst = err ? NULL : outq_extend_contig(q, &w->slabs, &st->ev_mark, (size_t)n, &err);
+    if (!dst) {
+        stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
+        return -1;
+    }
+    memcpy(dst, pre, (size_t)n);
+    outq_advance(q, &w->slabs, (size_t)n);
+    st->ev_prefix = (uint32_t)n;
+    st->in_event = true;
+    return 0;
+}
+
+static int big_append(struct stream *st, const char *p, size_t n)
+{
+    const struct config *cfg = W(st)->cfg;
+    size_t limit = (size_t)cfg->max_event_size + st->ev_prefix + 2;
+    if ((size_t)st->big_len + n > limit) {
+        stream_fail(st, API_ERR_BACKEND_BAD, "the backend sent an event over max_event_size");
+        return -1;
+    }
+    if (st->big_len + n > st->big_cap) {
+        size_t cap = st->big_cap ? st->big_cap : 65536;
+        while (cap < st->big_len + n)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        char *nb = realloc(st->big, cap);
+        if (!nb) {
+            stream_fail(st, API_ERR_OVERLOADED, "out of memory for a large event");
+            return -1;
+        }
+        st->big = nb;
+        st->big_cap = (uint32_t)cap;
+    }
+    memcpy(st->big + st->big_len, p, n);
+    st->big_len += (uint32_t)n;
+    return 0;
+}
+
+/* Adds event bytes, keeping the event contiguous: in the outq while it fits
+ * in a slab, on the heap (rare: events over a slab) when it does not. */
+static int append_event(struct stream *st, const char *p, size_t n)
+{
+    struct worker *w = W(st);
+    struct outq *q = &st->c->out;
+    if (st->big)
+        return big_append(st, p, n);
+    int err = 0;
+    char *dst = outq_extend_contig(q, &w->slabs, &st->ev_mark, n, &err);
+    if (dst) {
+        memcpy(dst, p, n);
+        outq_advance(q, &w->slabs, n);
+        return 0;
+    }
+    if (err == -E2BIG) {
+        uint32_t since = outq_since(q, &w->slabs, &st->ev_mark);
+        const char *src = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
+        st->big_len = 0;
+        if (big_append(st, src, since) < 0)
+            return -1;
+        outq_truncate(q, &w->slabs, &st->ev_mark);
+        return big_append(st, p, n);
+    }
+    stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
+    return -1;
+}
+
+static void count_token(struct stream *st)
+{
+    struct worker *w = W(st);
+    uint64_t now = worker_now_ns();
+    if (!st->first_content) {
+        st->first_content = true;
+        if (st->is_completion) {
+            if (!st->ttft_hist)
+                st->ttft_hist = shm_ttft_hist(w->slot, "default", st->pool->be->name, st->model);
+            hist_record(st->ttft_hist, &hist_ttft_bounds, (now - st->t0_ns) / 1000);
+        }
+    } else {
+        hist_record(&w->slot->c.itl, &hist_itl_bounds, (now - st->t_last_ns) / 1000);
+    }
+    st->t_last_ns = now;
+    st->tokens++;
+    shm_add(&w->slot->c.tokens, 1);
+}
+
+static int finish_event(struct stream *st)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    struct outq *q = &c->out;
+    if (st->chunked_out && append_event(st, "\r\n", 2) < 0)
+        return -1;
+    char *base;
+    uint32_t total;
+    if (st->big) {
+        base = st->big;
+        total = st->big_len;
+    } else {
+        base = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
+        total = outq_since(q, &w->slabs, &st->ev_mark);
+    }
+    uint32_t trailer = st->chunked_out ? 2 : 0;
+    unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
+    if (st->chunked_out) {
+        char hex[CHUNK_HDR_LEN + 1];
+        snprintf(hex, sizeof hex, "%08x\r\n", total - CHUNK_HDR_LEN - trailer);
+        memcpy(base, hex, 8);
+    }
+    st->seq++; /* comments too: every id on the wire is unique and increasing */
+    if (st->big) {
+        int err = outq_write(q, &w->slabs, st->big, st->big_len);
+        free(st->big);
+        st->big = NULL;
+        st->big_len = st->big_cap = 0;
+        if (err) {
+            st->in_event = false;
+            stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
+            return -1;
+        }
+    }
+    st->in_event = false;
+    outq_commit(q);
+    if (!st->head_committed) {
+        st->head_committed = true;
+        c->status = st->status;
+    }
+    if (flags & SSE_EV_CONTENT)
+        count_token(st);
+    else
+        st->t_last_ns = st->first_content ? worker_now_ns() : st->t_last_ns;
+    if (flags & SSE_EV_DONE)
+        st->done_seen = true;
+    rearm_timer(st);
+    worker_mark_dirty(w, c);
+    return 0;
+}
+
+int stream_on_body(struct stream *st, const char *p, size_t len)
+{
+    if (st->phase != SP_RELAY)
+        return -1;
+    if (st->mode == RM_RAW) {
+        if (relay_raw(st, p, len) < 0)
+            return -1;
+        backpressure(st);
+        return 0;
+    }
+    while (len) {
+        enum sse_span kind;
+        size_t n = sse_frame_feed(&st->fr, p, len, &kind);
+        if (kind != SSE_SPAN_SKIP) {
+            if (!st->in_event && begin_event(st) < 0)
+                return -1;
+            if (append_event(st, p, n) < 0)
+                return -1;
+            if (kind == SSE_SPAN_END && finish_event(st) < 0)
+                return -1;
+        }
+        p += n;
+        len -= n;
+    }
+    backpressure(st);
+    return 0;
+}
+
+void stream_on_body_end(struct stream *st)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    /* An event the backend never terminated is not an event (SSE: an
+     * incomplete event at end of stream is discarded). */
+    drop_partial_event(st);
+    st->up_finished = true;
+    if (st->chunked_out && outq_write(&c->out, &w->slabs, "0\r\n\r\n", 5)) {
+        stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
+        return;
+    }
+    outq_commit(&c->out);
+    if (!st->head_committed) {
+        st->head_committed = true;
+        c->status = st->status;
+    }
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, false);
+    }
+    st->phase = SP_DONE;
+    tw_cancel(&w->tw, &st->timer);
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+    client_stream_done(c);
+}

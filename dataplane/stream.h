@@ -1,0 +1,128 @@
+/*
+ * stream — one proxied request, from the moment its body is validated to the
+ * last byte relayed: it holds the request for the backend, follows the
+ * backend's response, frames a text/event-stream into events as bytes
+ * arrive and relays each at once with an `id: <stream-id>:<seq>` line,
+ * measures time to first token and inter-token gaps, applies backpressure
+ * (a client that does not read pauses the backend connection, and is cut
+ * after slow_consumer_timeout), and turns every failure into the right
+ * answer: 502/504 before the first byte, `event: error` after it.
+ *
+ * Events are assembled in place in the client's outq (no second copy): the
+ * chunk-size line and id line are written first, the event bytes are copied
+ * in from the receive buffer as they arrive, and the sizes are patched when
+ * the event ends.  Only complete events are committed, so a failure can
+ * never leave half an event on the wire.
+ *
+ * Owned by its client connection (HTTP/1.1: one at a time); the upstream
+ * connection points back to it while attached.
+ */
+#ifndef SLUICE_STREAM_H
+#define SLUICE_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "dataplane/outq.h"
+#include "dataplane/sse.h"
+#include "dataplane/timer_wheel.h"
+#include "shared/hist.h"
+#include "shared/list.h"
+
+struct conn;
+struct upconn;
+struct backend_pool;
+struct h1_response;
+
+enum stream_phase {
+    SP_UPSTREAM = 0, /* connecting, sending, waiting for the response head */
+    SP_RELAY,        /* response head seen, relaying the body */
+    SP_DONE,         /* everything queued for the client */
+};
+
+enum relay_mode {
+    RM_SSE = 0, /* text/event-stream: framed into events */
+    RM_RAW,     /* anything else: bytes as they come */
+};
+
+#define STREAM_ID_LEN 16
+
+struct stream {
+    struct tw_entry timer;
+    struct list_node wait_node; /* worker->slab_wait */
+    struct conn *c;
+    struct upconn *up;
+    struct backend_pool *pool;
+    uint8_t phase;     /* enum stream_phase */
+    uint8_t mode;      /* enum relay_mode */
+    bool is_completion; /* counted in streams_active, has TTFT */
+    bool head_committed; /* client saw the first byte */
+    bool chunked_out;   /* client body in chunked coding */
+    bool first_content;
+    bool in_event;
+    bool done_seen;     /* data: [DONE] relayed */
+    bool paused;        /* upstream receive stopped: client too slow */
+    bool slab_paused;   /* upstream receive stopped: slab pool low */
+    bool retried;       /* request re-sent after a stale pooled connection */
+    bool up_finished;   /* backend response complete */
+    bool head_written;  /* response head in the outq (maybe uncommitted) */
+    bool reused_last;   /* the failed attempt used a pooled connection */
+    bool got_bytes_last; /* and got response bytes on it */
+    char id[STREAM_ID_LEN + 1];
+    uint64_t seq;
+    uint64_t t0_ns;       /* request received */
+    uint64_t t_last_ns;   /* last content event */
+    uint64_t blocked_since_ms;
+    uint32_t tokens;
+    uint16_t status;      /* status line sent to the client */
+
+    /* the request for the backend: head + the client's body (not copied) */
+    char *req_head;
+    uint32_t req_head_len;
+    uint32_t req_head_cap;
+    const char *req_body;
+    uint64_t req_body_len;
+    uint64_t req_sent;
+
+    /* response framing towards the client */
+    struct outq_mark head_mark; /* where the (uncommitted) response head starts */
+    struct sse_framer fr;
+    struct outq_mark ev_mark;   /* event being assembled */
+    uint32_t ev_prefix;         /* chunk-size line + id line before its bytes */
+    char *big;                  /* an event larger than a slab, assembled here */
+    uint32_t big_len;
+    uint32_t big_cap;
+
+    struct hist *ttft_hist;
+    char model[96];
+};
+
+/* Creates the stream for the client's current request and starts it (pool
+ * or connect, then send).  <head> is the request head for the backend
+ * without its final CRLF and Content-Length (the stream adds them). */
+int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
+                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len);
+
+/* Upstream side reports. */
+void stream_on_sent(struct stream *st);                     /* request fully sent */
+int stream_on_head(struct stream *st, const struct h1_response *r);
+/* Body bytes from the backend.  Returns 0, or <0 when the stream failed
+ * (already reported to the client). */
+int stream_on_body(struct stream *st, const char *p, size_t len);
+void stream_on_body_end(struct stream *st);
+/* The backend connection failed; <api_err> says how. */
+void stream_on_upstream_error(struct stream *st, int api_err);
+
+/* Client side reports. */
+void stream_on_client_sent(struct stream *st); /* a send completed */
+void stream_on_client_gone(struct stream *st); /* disconnect: cancel upstream */
+
+void stream_on_timer(struct stream *st);
+/* Slabs are available again: resume a stream paused for them. */
+void stream_slab_resume(struct stream *st);
+
+/* Releases the stream (upstream already detached or closed). */
+void stream_free(struct stream *st);
+
+#endif

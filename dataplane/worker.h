@@ -1,0 +1,122 @@
+/*
+ * worker — one data-plane process: its io_uring event loop and the state
+ * every part of it shares.
+ *
+ * A worker owns one SO_REUSEPORT listener (inherited from the supervisor),
+ * one ring, one provided-buffer ring that every receive draws from, one slab
+ * pool for outgoing bytes, one timer wheel, its client connections, its
+ * backend connection pools and its slot in shared memory.  Nothing in it
+ * blocks: the only waits are io_uring_submit_and_wait_timeout() at the top of
+ * the loop.  All state hangs off struct worker, passed explicitly.
+ *
+ * Every SQE carries user_data = object pointer | op (objects are 16-byte
+ * aligned), and every object counts its SQEs in flight; an object is freed
+ * only when it is closed and that count is zero, so no completion can ever
+ * find freed memory.
+ */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+
+#include "dataplane/bufpool.h"
+#include "dataplane/h1_parser.h"
+#include "dataplane/timer_wheel.h"
+#include "dataplane/uring.h"
+#include "shared/config.h"
+#include "shared/list.h"
+#include "shared/shm.h"
+
+enum op {
+    OP_IGNORE = 0, /* cancels and other SQEs whose result nobody needs */
+    OP_ACCEPT,
+    OP_SIGNAL,
+    OP_CRECV,
+    OP_CSEND,
+    OP_CSEND_ZC,
+    OP_CSHUT,
+    OP_CCLOSE,
+    OP_UCONNECT,
+    OP_USEND,
+    OP_URECV,
+    OP_UCLOSE,
+    OP__COUNT,
+};
+#define OP_MASK 15ULL
+
+static inline uint64_t ud_make(const void *p, enum op op)
+{
+    return (uint64_t)(uintptr_t)p | (uint64_t)op;
+}
+
+/* Timer kinds (tw_entry.kind). */
+enum timer_kind {
+    TK_CONN = 1,
+    TK_STREAM = 2,
+    TK_UPCONN = 3,
+};
+
+struct conn;
+struct upconn;
+struct backend_pool;
+
+struct worker {
+    const struct config *cfg;
+    unsigned id;       /* worker number */
+    int slot_idx;      /* its slot in shared memory */
+    struct io_uring ring;
+    struct uring_info uinfo;
+    struct uring_bufring rx;
+    struct bufpool slabs;
+    struct timer_wheel tw;
+    struct shm *shm;
+    struct shm_slot *slot;
+    struct shm_slot_hdr *hdr;
+
+    int listen_fd;
+    bool accept_armed;
+    uint64_t accept_retry_ms; /* after an accept error, not before this */
+    int sig_fd;
+    struct signalfd_siginfo siginfo;
+
+    uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed every loop turn */
+
+    uint32_t nconns;
+    struct list_node conns;      /* every live client connection */
+    struct conn *dirty;          /* connections with bytes to flush this turn */
+    struct list_node rearm;      /* client receives to re-arm once buffers are back */
+    struct list_node up_rearm;   /* backend receives to re-arm likewise */
+    struct list_node slab_wait;  /* streams paused until slabs free up */
+
+    struct backend_pool *pools;
+    unsigned npools;
+    uint32_t nupconns;
+
+    bool draining;
+    uint64_t drain_deadline_ms;
+
+    uint32_t stream_counter;
+    uint32_t stream_salt;
+
+    struct h1_header *hdrs; /* scratch header array, cfg->max_headers */
+    uint32_t zc_threshold;  /* 0 = plain sends only */
+};
+
+/* Runs a worker until it has drained.  Never returns; exits the process. */
+void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsigned id,
+                 int listen_fd) __attribute__((noreturn));
+
+/* Queues <c> for a send at the end of this loop turn (batched). */
+void worker_mark_dirty(struct worker *w, struct conn *c);
+
+/* An SQE (submitting if the SQ is full). */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Makes sure the next <n> SQEs come from one submission (for links). */
+void worker_sqe_reserve(struct worker *w, unsigned n);
+
+uint64_t worker_now_ns(void);
+
+#endif

@@ -1,0 +1,1596 @@
+/*
+ * config — see config.h.
+ *
+ * inih (Debian r55) splits lines longer than its 200-byte buffer into two
+ * lines, truncates section names to 49 bytes, treats indented lines as
+ * continuations of the previous value and reports only the first syntax
+ * error, without calling the handler.  So inih reads through our own reader
+ * (read_line), which sees every physical line first: it counts lines, refuses
+ * over-long ones, parses section headers itself (in full) and reports every
+ * syntax error.  inih only ever receives well-formed, left-trimmed
+ * "name = value" lines (everything else becomes an empty line, so its line
+ * count stays in step), and splits them into name and value and strips
+ * inline comments for the handler.
+ */
+#include "shared/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+
+enum section {
+    S_SERVER = 0,
+    S_HTTP,
+    S_UPSTREAM,
+    S_STREAM,
+    S_BUFFERS,
+    S_AUTH,
+    S_BACKEND,
+    S_TENANT,
+    S_COUNT,
+    S_NONE, /* before the first section header */
+    S_SKIP, /* inside a section that was refused: its keys are ignored */
+};
+
+static const char *const section_names[S_COUNT] = {
+    "server", "http", "upstream", "stream", "buffers", "auth", "backend", "tenant",
+};
+
+static bool section_repeats(enum section s)
+{
+    return s == S_BACKEND || s == S_TENANT;
+}
+
+enum key_flags {
+    F_POW2 = 1u << 0,     /* must be a power of two */
+    F_NONEMPTY = 1u << 1, /* a path that may not be "" */
+    F_READABLE = 1u << 2, /* a file that must be readable when set */
+};
+
+/* Where a key's value lives and what it may be, beside the public schema. */
+struct key_impl {
+    enum section sec;
+    unsigned flags;
+    size_t off;  /* in struct config, config_backend or config_tenant */
+    size_t size; /* of that field */
+    uint64_t min;
+    uint64_t max; /* 0 = whatever the field holds */
+};
+
+#define FIELD(base, field) offsetof(struct base, field), sizeof(((struct base *)0)->field)
+
+/* One list makes both the public schema and the private layout, so they
+ * cannot disagree.  X(section, "section", "key", type, "default", struct,
+ * field, min, max, flags, "help") */
+// clang-format off
+#define CONFIG_KEYS(X)                                                                             \
+X(S_SERVER, "server", "listen", CFG_ADDR, "0.0.0.0:8080", config, listen, 0, 0, 0,                  \
+  "address for client connections (HTTP/1.1 and h2c)")                                             \
+X(S_SERVER, "server", "tls_listen", CFG_ADDR, "0.0.0.0:8443", config, tls_listen, 0, 0, 0,          \
+  "address for TLS client connections, used only when tls_cert and tls_key are set")               \
+X(S_SERVER, "server", "tls_cert", CFG_PATH, "", config, tls_cert, 0, 0, F_READABLE,                 \
+  "PEM certificate chain file; empty = TLS off")                                                   \
+X(S_SERVER, "server", "tls_key", CFG_PATH, "", config, tls_key, 0, 0, F_READABLE,                   \
+  "PEM private key file for tls_cert")                                                             \
+X(S_SERVER, "server", "admin_listen", CFG_ADDR, "127.0.0.1:9090", config, admin_listen, 0, 0, 0,    \
+  "address for the admin API (/metrics, /healthz, /readyz)")                                       \
+X(S_SERVER, "server", "control_socket", CFG_PATH, "/run/sluice/control.sock", config,              \
+  control_socket, 0, 0, F_NONEMPTY, "Unix socket for sluicectl")                                   \
+X(S_SERVER, "server", "state_dir", CFG_PATH, "/var/lib/sluice", config, state_dir, 0, 0,           \
+  F_NONEMPTY, "directory for rollout state and the audit log")                                     \
+X(S_SERVER, "server", "workers", CFG_WORKERS, "auto", config, workers, 1, CONFIG_MAX_WORKERS, 0,   \
+  "worker processes: auto (one per online CPU) or 1..256")                                         \
+X(S_SERVER, "server", "drain_timeout", CFG_DURATION, "30s", config, drain_timeout_ms, 1, 0, 0,     \
+  "how long draining workers may keep serving on reload or shutdown")                              \
+X(S_SERVER, "server", "max_connections", CFG_UINT, "16384", config, max_connections, 1, 1048576,   \
+  0, "client connections per worker (1..1048576)")                                                 \
+X(S_SERVER, "server", "log_level", CFG_LOGLEVEL, "info", config, log_level, 0, 0, 0,               \
+  "error, warn, info or debug")                                                                    \
+X(S_HTTP, "http", "max_request_line", CFG_SIZE, "8k", config, max_request_line, 256, MIB, 0,       \
+  "longest request line (256..1MiB)")                                                              \
+X(S_HTTP, "http", "max_header_bytes", CFG_SIZE, "32k", config, max_header_bytes, 256, MIB, 0,      \
+  "largest request head, request line included (max_request_line..1MiB)")                         \
+X(S_HTTP, "http", "max_headers", CFG_UINT, "100", config, max_headers, 1,                           \
+  CONFIG_MAX_HEADERS_CAP, 0, "most header fields in one request (1..256)")                         \
+X(S_HTTP, "http", "max_body_size", CFG_SIZE, "4m", config, max_body_size, 0, 0, 0,                 \
+  "largest request body")                                                                          \
+X(S_HTTP, "http", "header_timeout", CFG_DURATION, "10s", config, header_timeout_ms, 1, 0, 0,       \
+  "time allowed to receive a whole request head")                                                  \
+X(S_HTTP, "http", "body_timeout", CFG_DURATION, "30s", config, body_timeout_ms, 1, 0, 0,           \
+  "longest wait between request body bytes")                                                       \
+X(S_HTTP, "http", "keepalive_timeout", CFG_DURATION, "75s", config, keepalive_timeout_ms, 1, 0, 0, \
+  "idle time allowed between requests on one connection")                                          \
+X(S_HTTP, "http", "keepalive_requests", CFG_UINT, "1000", config, keepalive_requests, 1, 0, 0,     \
+  "requests served on one connection before it is closed")                                         \
+X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
+  0, "time allowed to connect to a backend")                                                       \
+X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "64", config, upstream_keepalive, 0, 0, 0,        \
+  "idle connections kept per backend per worker (0 = none)")                                       \
+X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_idle_timeout_ms,  \
+  1, 0, 0, "how long an idle backend connection is kept")                                          \
+X(S_STREAM, "stream", "first_token_timeout", CFG_DURATION, "60s", config, first_token_timeout_ms, \
+  1, 0, 0, "time from request to the first content event")                                         \
+X(S_STREAM, "stream", "token_idle_timeout", CFG_DURATION, "30s", config, token_idle_timeout_ms,   \
+  1, 0, 0, "longest wait between events once streaming")                                           \
+X(S_STREAM, "stream", "stream_buffer_max", CFG_SIZE, "256k", config, stream_buffer_max, 0, 0, 0,  \
+  "unsent bytes buffered per stream (at least slab_size)")                                         \
+X(S_STREAM, "stream", "slow_consumer_timeout", CFG_DURATION, "10s", config,                       \
+  slow_consumer_timeout_ms, 1, 0, 0, "how long a stream may stay at stream_buffer_max")            \
+X(S_STREAM, "stream", "max_event_size", CFG_SIZE, "256k", config, max_event_size, KIB, 64 * MIB, 0,  \
+  "largest single SSE event (1KiB..64MiB, at most stream_buffer_max)")                             \
+X(S_BUFFERS, "buffers", "slab_size", CFG_SIZE, "16k", config, slab_size, 4 * KIB, MIB, F_POW2,     \
+  "registered slab size, a power of two (4KiB..1MiB)")                                             \
+X(S_BUFFERS, "buffers", "slabs", CFG_UINT, "1024", config, slabs, 16, 1048576, 0,                  \
+  "registered slabs per worker (16..1048576)")                                                     \
+X(S_BUFFERS, "buffers", "recv_buffer_size", CFG_SIZE, "4k", config, recv_buffer_size, 512,        \
+  64 * KIB, F_POW2, "receive buffer size, a power of two (512..64KiB)")                            \
+X(S_BUFFERS, "buffers", "recv_buffers", CFG_UINT, "1024", config, recv_buffers, 16, 32768, F_POW2, \
+  "receive buffers per worker, a power of two (16..32768)")                                        \
+X(S_BUFFERS, "buffers", "send_zc_threshold", CFG_SIZE, "0", config, send_zc_threshold, 0, 0, 0,    \
+  "smallest send that uses zero-copy SEND_ZC; 0 = never")                                          \
+X(S_BACKEND, "backend *", "url", CFG_STR, "", config_backend, url, 0, 0, 0,                         \
+  "required: http://HOST[:PORT] (port 80 by default); HOST is resolved at load")                   \
+X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0, 0,               \
+  "backend protocol: openai (vLLM and other OpenAI-compatible servers)")                           \
+X(S_AUTH, "auth", "enabled", CFG_BOOL, "false", config, auth_enabled, 0, 0, 0,                      \
+  "require an API key; needs a [tenant NAME] with a key_sha256")                                   \
+X(S_TENANT, "tenant *", "key_sha256", CFG_HEX256, "", config_tenant, key_sha256, 0, 0, 0,           \
+  "required: SHA-256 of the tenant's API key, 64 hex digits")
+// clang-format on
+
+#define PUBLIC_ENTRY(sec, secname, key, type, def, base, field, min, max, flags, help)             \
+    {secname, key, type, def, help},
+#define IMPL_ENTRY(sec, secname, key, type, def, base, field, min, max, flags, help)               \
+    {sec, flags, FIELD(base, field), min, max},
+
+static const struct config_key schema[] = {CONFIG_KEYS(PUBLIC_ENTRY){NULL, NULL, 0, NULL, NULL}};
+static const struct key_impl impl[] = {CONFIG_KEYS(IMPL_ENTRY)};
+
+#define KEY_COUNT ((int)(sizeof schema / sizeof schema[0]) - 1)
+_Static_assert(sizeof impl / sizeof impl[0] == sizeof schema / sizeof schema[0] - 1,
+               "schema and impl come from the same list");
+
+/* In the order of enum log_level (log.h), which config does not include. */
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
+
+/* In the order of enum backend_kind; the one CFG_ENUM key is [backend] kind. */
+static const char *const backend_kind_names[] = {"openai"};
+
+const struct config_key *config_schema(void)
+{
+    return schema;
+}
+
+static int key_index(enum section sec, const char *name)
+{
+    for (int i = 0; i < KEY_COUNT; i++)
+        if (impl[i].sec == sec && strcmp(schema[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- small helpers, independent of the locale ---- */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static bool is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int hex_value(char c)
+{
+    if (is_digit(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
+{
+    if (!why || why_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    (void)n;
+}
+
+/* Digits only (no sign, no spaces), overflow-checked; advances *sp. */
+static int parse_digits(const char **sp, uint64_t *out)
+{
+    const char *s = *sp;
+    uint64_t v = 0;
+    if (!is_digit(*s))
+        return -EINVAL;
+    for (; is_digit(*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *sp = s;
+    *out = v;
+    return 0;
+}
+
+/* "4096", "16k", "16K", "16KiB", "4m", "4MiB", "1g", ... (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out, char *why, size_t why_len)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},    {"k", KIB},   {"K", KIB}, {"KiB", KIB}, {"m", MIB},
+        {"M", MIB}, {"MiB", MIB}, {"g", GIB}, {"G", GIB},   {"GiB", GIB},
+    };
+    const char *p = s;
+    uint64_t v;
+    int rc = parse_digits(&p, &v);
+    if (rc == -ERANGE) {
+        set_why(why, why_len, "is too large");
+        return rc;
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            if (strcmp(p, units[i].suffix) != 0)
+                continue;
+            if (v > UINT64_MAX / units[i].mult) {
+                set_why(why, why_len, "is too large");
+                return -ERANGE;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    set_why(why, why_len, "is not a size (expected e.g. 4096, 16k, 16KiB, 4m, 4MiB, 1g)");
+    return -EINVAL;
+}
+
+/* "250ms", "10s", "5m", "1h"; a bare number is seconds. */
+static int parse_duration(const char *s, uint32_t *out, char *why, size_t why_len)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60000}, {"h", 3600000}};
+    const char *p = s;
+    uint64_t v;
+    int rc = parse_digits(&p, &v);
+    if (rc == 0) {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            if (strcmp(p, units[i].suffix) != 0)
+                continue;
+            if (v > UINT32_MAX / units[i].mult) {
+                set_why(why, why_len, "is too long (at most 4294967295ms, about 49 days)");
+                return -ERANGE;
+            }
+            *out = (uint32_t)(v * units[i].mult);
+            return 0;
+        }
+    } else if (rc == -ERANGE) {
+        set_why(why, why_len, "is too long (at most 4294967295ms, about 49 days)");
+        return rc;
+    }
+    set_why(why, why_len, "is not a duration (expected e.g. 250ms, 10s, 5m, 1h)");
+    return -EINVAL;
+}
+
+static int parse_bool(const char *s, bool *out, char *why, size_t why_len)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    set_why(why, why_len, "is not a boolean (expected true/false, yes/no, on/off or 1/0)");
+    return -EINVAL;
+}
+
+static bool valid_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(h[i]) && h[i] != '-' && h[i] != '.' && h[i] != '_')
+            return false;
+    return true;
+}
+
+static bool all_digits_and_dots(const char *h)
+{
+    for (; *h; h++)
+        if (!is_digit(*h) && *h != '.')
+            return false;
+    return true;
+}
+
+/* Resolves <host> (an IPv4 literal, the inside of "[...]" when bracketed, or
+ * a name) with <port> into ss/len.  Returns 0, -EINVAL or -ENOENT. */
+static int resolve_host(const char *host, bool bracketed, uint16_t port,
+                        struct sockaddr_storage *ss, socklen_t *len, char *why, size_t why_len)
+{
+    memset(ss, 0, sizeof *ss);
+    if (bracketed) {
+        struct addrinfo hints = {.ai_family = AF_INET6, .ai_flags = AI_NUMERICHOST};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
+            set_why(why, why_len, "has a bad IPv6 address '[%s]'", host);
+            return -EINVAL;
+        }
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+        *len = res->ai_addrlen;
+        freeaddrinfo(res);
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+        return 0;
+    }
+    if (all_digits_and_dots(host)) {
+        /* Not getaddrinfo: it would take inet_aton forms such as "10.1". */
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+            set_why(why, why_len, "has a bad IPv4 address '%s'", host);
+            return -EINVAL;
+        }
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        *len = sizeof *sin;
+        return 0;
+    }
+    if (!valid_hostname(host)) {
+        set_why(why, why_len, "has a bad host name '%s'", host);
+        return -EINVAL;
+    }
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || !res) {
+        set_why(why, why_len, "has a host '%s' that cannot be resolved (%s)", host,
+                rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -ENOENT;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Splits "host:port" or "[v6]:port" (port optional when <need_port> is
+ * false) into host (brackets removed) and port text. */
+static int split_host_port(const char *s, char *host, size_t host_len, bool *bracketed,
+                           const char **port, char *why, size_t why_len)
+{
+    const char *hend;
+    *bracketed = false;
+    *port = NULL;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close) {
+            set_why(why, why_len, "has no ']' after the IPv6 address");
+            return -EINVAL;
+        }
+        *bracketed = true;
+        s++;
+        hend = close;
+        if (close[1] == ':')
+            *port = close + 2;
+        else if (close[1] != '\0') {
+            set_why(why, why_len, "has unexpected text after ']'");
+            return -EINVAL;
+        }
+    } else {
+        const char *colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            set_why(why, why_len, "needs brackets around an IPv6 address, e.g. [::1]:8080");
+            return -EINVAL;
+        }
+        hend = colon ? colon : s + strlen(s);
+        if (colon)
+            *port = colon + 1;
+    }
+    size_t n = (size_t)(hend - s);
+    if (n + (*bracketed ? 2 : 0) >= host_len) { /* room for the brackets again */
+        set_why(why, why_len, "has a host name that is too long");
+        return -EINVAL;
+    }
+    memcpy(host, s, n);
+    host[n] = '\0';
+    return 0;
+}
+
+static int parse_port(const char *p, unsigned min, uint16_t *out, char *why, size_t why_len)
+{
+    uint64_t v = 0;
+    const char *q = p;
+    int rc = parse_digits(&q, &v);
+    if (rc == 0 && *q != '\0')
+        rc = -EINVAL;
+    else if (rc == 0 && (v > 65535 || v < min))
+        rc = -ERANGE;
+    if (rc < 0) {
+        set_why(why, why_len, "has a bad port '%s' (expected %u..65535)", p, min);
+        return rc;
+    }
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* "IPv4:port", "[IPv6]:port", "*:port", "host:port". */
+static int parse_addr(const char *s, struct config_addr *out, char *why, size_t why_len)
+{
+    char host[CONFIG_HOST_MAX];
+    bool bracketed;
+    const char *port;
+    uint16_t portnum;
+    struct config_addr a;
+
+    memset(&a, 0, sizeof a);
+    if (strlen(s) >= sizeof a.text) {
+        set_why(why, why_len, "is too long (at most %zu characters)", sizeof a.text - 1);
+        return -EINVAL;
+    }
+    int rc = split_host_port(s, host, sizeof host, &bracketed, &port, why, why_len);
+    if (rc < 0)
+        return rc;
+    if (!port) {
+        set_why(why, why_len, "has no port (expected IPv4:PORT, [IPv6]:PORT, *:PORT or HOST:PORT)");
+        return -EINVAL;
+    }
+    if (host[0] == '\0') {
+        set_why(why, why_len, "has no host (write *:PORT for every address)");
+        return -EINVAL;
+    }
+    rc = parse_port(port, 0, &portnum, why, why_len);
+    if (rc < 0)
+        return rc;
+    if (!bracketed && strcmp(host, "*") == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        sin->sin_port = htons(portnum);
+        a.len = sizeof *sin;
+    } else {
+        rc = resolve_host(host, bracketed, portnum, &a.ss, &a.len, why, why_len);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(a.text, s, strlen(s) + 1);
+    *out = a;
+    return 0;
+}
+
+/* "http://HOST[:PORT][/]" into url, host (as written, brackets kept, for the
+ * Host header), port and the resolved address. */
+static int parse_url(const char *s, struct config_backend *b, char *why, size_t why_len)
+{
+    char auth[CONFIG_HOST_MAX + 32];
+    char host[CONFIG_HOST_MAX];
+    bool bracketed;
+    const char *port;
+    uint16_t portnum = 80;
+
+    if (strlen(s) >= sizeof b->url) {
+        set_why(why, why_len, "is too long (at most %zu characters)", sizeof b->url - 1);
+        return -EINVAL;
+    }
+    const char *sep = strstr(s, "://");
+    if (!sep) {
+        set_why(why, why_len, "is not a URL (expected http://HOST[:PORT])");
+        return -EINVAL;
+    }
+    if ((size_t)(sep - s) != 4 || strncasecmp(s, "http", 4) != 0) {
+        set_why(why, why_len, "has scheme '%.*s', which is not supported (only http://)",
+                (int)(sep - s), s);
+        return -EINVAL;
+    }
+    const char *a = sep + 3;
+    size_t alen = strcspn(a, "/?#");
+    const char *rest = a + alen;
+    if (memchr(a, '@', alen)) {
+        set_why(why, why_len, "has user info, which is not allowed (expected http://HOST[:PORT])");
+        return -EINVAL;
+    }
+    if (*rest != '\0' && strcmp(rest, "/") != 0) {
+        set_why(why, why_len, "has a path, query or fragment '%s' (expected http://HOST[:PORT])",
+                rest);
+        return -EINVAL;
+    }
+    if (alen == 0) {
+        set_why(why, why_len, "has no host (expected http://HOST[:PORT])");
+        return -EINVAL;
+    }
+    memcpy(auth, a, alen);
+    auth[alen] = '\0';
+    int rc = split_host_port(auth, host, sizeof host, &bracketed, &port, why, why_len);
+    if (rc < 0)
+        return rc;
+    if (host[0] == '\0') {
+        set_why(why, why_len, "has no host (expected http://HOST[:PORT])");
+        return -EINVAL;
+    }
+    if (port) {
+        rc = parse_port(port, 1, &portnum, why, why_len);
+        if (rc < 0)
+            return rc;
+    }
+    struct config_addr addr;
+    memset(&addr, 0, sizeof addr);
+    rc = resolve_host(host, bracketed, portnum, &addr.ss, &addr.len, why, why_len);
+    if (rc < 0)
+        return rc;
+
+    /* The text is the resolved numeric address: the name is in url and host. */
+    char ip[INET6_ADDRSTRLEN];
+    if (addr.ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&addr.ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+        snprintf(addr.text, sizeof addr.text, "[%s]:%u", ip, (unsigned)portnum);
+    } else {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&addr.ss;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+        snprintf(addr.text, sizeof addr.text, "%s:%u", ip, (unsigned)portnum);
+    }
+    memcpy(b->url, s, strlen(s) + 1);
+    size_t hlen = strlen(host); /* split_host_port left room for brackets */
+    if (bracketed) {
+        b->host[0] = '[';
+        memcpy(b->host + 1, host, hlen);
+        memcpy(b->host + 1 + hlen, "]", 2);
+    } else {
+        memcpy(b->host, host, hlen + 1);
+    }
+    b->port = portnum;
+    b->addr = addr;
+    return 0;
+}
+
+static int parse_hex256(const char *s, uint8_t out[32], char *why, size_t why_len)
+{
+    size_t n = strlen(s);
+    if (n != 64) {
+        set_why(why, why_len, "is not 64 hex digits (got %zu characters)", n);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 32; i++) {
+        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            set_why(why, why_len, "is not 64 hex digits (bad character '%c')",
+                    hi < 0 ? s[2 * i] : s[2 * i + 1]);
+            return -EINVAL;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* ---- public value parsers ---- */
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    return parse_size(s, out, NULL, 0);
+}
+
+int config_parse_duration_ms(const char *s, uint32_t *out)
+{
+    return parse_duration(s, out, NULL, 0);
+}
+
+int config_parse_bool(const char *s, bool *out)
+{
+    return parse_bool(s, out, NULL, 0);
+}
+
+int config_parse_addr(const char *s, struct config_addr *out)
+{
+    return parse_addr(s, out, NULL, 0);
+}
+
+/* ---- applying one value through the schema ---- */
+
+/* "16KiB" rather than "16384" where the number is a whole unit. */
+static void fmt_size(char *buf, size_t len, uint64_t v)
+{
+    if (v >= GIB && v % GIB == 0)
+        snprintf(buf, len, "%lluGiB", (unsigned long long)(v / GIB));
+    else if (v >= MIB && v % MIB == 0)
+        snprintf(buf, len, "%lluMiB", (unsigned long long)(v / MIB));
+    else if (v >= KIB && v % KIB == 0)
+        snprintf(buf, len, "%lluKiB", (unsigned long long)(v / KIB));
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static void fmt_value(char *buf, size_t len, enum config_type type, uint64_t v)
+{
+    if (type == CFG_SIZE)
+        fmt_size(buf, len, v);
+    else if (type == CFG_DURATION)
+        snprintf(buf, len, "%llums", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static int check_range(int k, uint64_t v, char *why, size_t why_len)
+{
+    const struct key_impl *ki = &impl[k];
+    uint64_t field_max = ki->size >= 8 ? UINT64_MAX : (1ull << (8 * ki->size)) - 1;
+    uint64_t max = ki->max ? ki->max : field_max;
+    bool pow2 = (ki->flags & F_POW2) != 0;
+    if (v >= ki->min && v <= max && (!pow2 || (v & (v - 1)) == 0))
+        return 0;
+
+    char lo[32], hi[32];
+    fmt_value(lo, sizeof lo, schema[k].type, ki->min);
+    fmt_value(hi, sizeof hi, schema[k].type, max);
+    if (ki->max == 0 && ki->min == 1 && v == 0)
+        set_why(why, why_len, "must be greater than 0");
+    else if (ki->max == 0 && v > max)
+        set_why(why, why_len, "is too large (at most %s)", hi);
+    else if (ki->max == 0)
+        set_why(why, why_len, "must be at least %s", lo);
+    else
+        set_why(why, why_len, "must be %sbetween %s and %s", pow2 ? "a power of two " : "", lo, hi);
+    return -ERANGE;
+}
+
+/* Every CFG_UINT, CFG_SIZE and CFG_DURATION field is a uint32_t or uint64_t. */
+static void store_uint(void *field, size_t size, uint64_t v)
+{
+    if (size == sizeof(uint64_t)) {
+        uint64_t x = v;
+        memcpy(field, &x, sizeof x);
+    } else {
+        uint32_t x = (uint32_t)v;
+        memcpy(field, &x, sizeof x);
+    }
+}
+
+static int match_name(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Parses <val> for schema entry <k> into the struct at <base> (struct config,
+ * config_backend or config_tenant, by the key's section). */
+static int apply_value(int k, void *base, const char *val, char *why, size_t why_len)
+{
+    const struct key_impl *ki = &impl[k];
+    char *field = (char *)base + ki->off;
+    uint64_t v = 0;
+    int rc;
+
+    switch (schema[k].type) {
+    case CFG_ADDR:
+        return parse_addr(val, (struct config_addr *)(void *)field, why, why_len);
+    case CFG_PATH: {
+        size_t n = strlen(val);
+        if (n >= ki->size) {
+            set_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
+            return -EINVAL;
+        }
+        if (n == 0 && (ki->flags & F_NONEMPTY)) {
+            set_why(why, why_len, "must not be empty");
+            return -EINVAL;
+        }
+        memcpy(field, val, n + 1);
+        return 0;
+    }
+    case CFG_UINT: {
+        const char *p = val;
+        rc = parse_digits(&p, &v);
+        if (rc == -ERANGE)
+            v = UINT64_MAX, rc = 0; /* no field holds it: the range check says so */
+        else if (rc == 0 && *p != '\0')
+            rc = -EINVAL;
+        if (rc < 0) {
+            set_why(why, why_len, "is not a whole number");
+            return rc;
+        }
+        break;
+    }
+    case CFG_SIZE:
+        rc = parse_size(val, &v, why, why_len);
+        if (rc < 0)
+            return rc;
+        break;
+    case CFG_DURATION: {
+        uint32_t ms;
+        rc = parse_duration(val, &ms, why, why_len);
+        if (rc < 0)
+            return rc;
+        v = ms;
+        break;
+    }
+    case CFG_BOOL:
+        return parse_bool(val, (bool *)(void *)field, why, why_len);
+    case CFG_WORKERS: {
+        unsigned w = 0;
+        const char *p = val;
+        if (strcmp(val, "auto") != 0) {
+            if (parse_digits(&p, &v) != 0 || *p != '\0' || v < 1 || v > CONFIG_MAX_WORKERS) {
+                set_why(why, why_len, "is not valid (expected auto or 1..%d)", CONFIG_MAX_WORKERS);
+                return -EINVAL;
+            }
+            w = (unsigned)v;
+        }
+        memcpy(field, &w, sizeof w);
+        return 0;
+    }
+    case CFG_LOGLEVEL: {
+        int lvl =
+            match_name(val, log_level_names, sizeof log_level_names / sizeof *log_level_names);
+        if (lvl < 0) {
+            set_why(why, why_len, "is not a log level (expected error, warn, info or debug)");
+            return -EINVAL;
+        }
+        memcpy(field, &lvl, sizeof lvl);
+        return 0;
+    }
+    case CFG_ENUM: {
+        int e = match_name(val, backend_kind_names,
+                           sizeof backend_kind_names / sizeof *backend_kind_names);
+        if (e < 0) {
+            char list[128] = "";
+            size_t used = 0;
+            for (size_t i = 0; i < sizeof backend_kind_names / sizeof *backend_kind_names; i++) {
+                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 backend_kind_names[i]);
+                if (n < 0 || (size_t)n >= sizeof list - used)
+                    break;
+                used += (size_t)n;
+            }
+            set_why(why, why_len, "is not supported (supported: %s)", list);
+            return -EINVAL;
+        }
+        enum backend_kind kind = (enum backend_kind)e;
+        memcpy(field, &kind, sizeof kind);
+        return 0;
+    }
+    case CFG_STR:
+        return parse_url(val, (struct config_backend *)base, why, why_len);
+    case CFG_HEX256: {
+        struct config_tenant *t = base;
+        rc = parse_hex256(val, t->key_sha256, why, why_len);
+        if (rc == 0)
+            t->has_key = true;
+        return rc;
+    }
+    }
+    rc = check_range(k, v, why, why_len);
+    if (rc < 0)
+        return rc;
+    store_uint(field, ki->size, v);
+    return 0;
+}
+
+/* Applies the non-empty defaults of every key in <sec> to <base>. */
+static int apply_defaults(enum section sec, void *base)
+{
+    char why[CONFIG_ERROR_LEN];
+    for (int k = 0; k < KEY_COUNT; k++) {
+        if (impl[k].sec != sec || schema[k].def[0] == '\0')
+            continue;
+        if (apply_value(k, base, schema[k].def, why, sizeof why) < 0)
+            return -EINVAL; /* a bad default is a bug; the tests catch it */
+    }
+    return 0;
+}
+
+static int default_backend(struct config_backend *b)
+{
+    char why[CONFIG_ERROR_LEN];
+    memset(b, 0, sizeof *b);
+    memcpy(b->name, "default", sizeof "default");
+    if (apply_defaults(S_BACKEND, b) < 0)
+        return -EINVAL;
+    return parse_url("http://127.0.0.1:8000", b, why, sizeof why);
+}
+
+int config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (enum section s = S_SERVER; s < S_COUNT; s++)
+        if (!section_repeats(s) && apply_defaults(s, cfg) < 0)
+            return -EINVAL;
+    cfg->backends = calloc(1, sizeof *cfg->backends);
+    if (!cfg->backends)
+        return -ENOMEM;
+    cfg->n_backends = 1;
+    int rc = default_backend(&cfg->backends[0]);
+    if (rc < 0) {
+        config_free(cfg);
+        return rc;
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->backends);
+    free(cfg->tenants);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int config_copy(struct config *dst, const struct config *src)
+{
+    struct config_backend *b = NULL;
+    struct config_tenant *t = NULL;
+    if (src->n_backends) {
+        b = malloc(src->n_backends * sizeof *b);
+        if (!b)
+            goto fail;
+        memcpy(b, src->backends, src->n_backends * sizeof *b);
+    }
+    if (src->n_tenants) {
+        t = malloc(src->n_tenants * sizeof *t);
+        if (!t)
+            goto fail;
+        memcpy(t, src->tenants, src->n_tenants * sizeof *t);
+    }
+    memcpy(dst, src, sizeof *dst);
+    dst->backends = b;
+    dst->tenants = t;
+    return 0;
+fail:
+    free(b);
+    memset(dst, 0, sizeof *dst);
+    return -ENOMEM;
+}
+
+/* ---- loading ---- */
+
+struct load_ctx {
+    struct config *cfg;
+    struct config_errors *errs;
+    unsigned err_line[CONFIG_MAX_ERRORS]; /* for sorting errs by line */
+    const char *path;
+    FILE *f;
+    unsigned lineno;
+    int read_errno;
+    bool oom;
+
+    enum section sec; /* current section, S_NONE or S_SKIP */
+    unsigned inst;    /* backend or tenant index when sec repeats */
+    unsigned sec_line;
+    /* Line each key was set on, 0 = not set: for the fixed sections over the
+     * whole file (they may be reopened), for a backend or tenant within its
+     * one section. */
+    unsigned seen_fixed[KEY_COUNT];
+    unsigned seen_inst[KEY_COUNT];
+    unsigned keys_given; /* key_sha256 lines in tenant sections, good or bad */
+    bool file_backends;  /* the default backend has been dropped */
+    unsigned cap_backends, cap_tenants;
+
+    char line[4096];
+};
+
+static void err_at(struct load_ctx *c, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err_at(struct load_ctx *c, unsigned line, const char *fmt, ...)
+{
+    struct config_errors *e = c->errs;
+    if (e->n >= CONFIG_MAX_ERRORS) {
+        e->dropped++;
+        return;
+    }
+    /* Truncation of a very long message (or path) is accepted. */
+    char *msg = e->msg[e->n];
+    size_t len = sizeof e->msg[e->n];
+    int n =
+        line ? snprintf(msg, len, "%s:%u: ", c->path, line) : snprintf(msg, len, "%s: ", c->path);
+    if (n > 0 && (size_t)n < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        n = vsnprintf(msg + n, len - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    (void)n;
+    c->err_line[e->n] = line;
+    e->n++;
+}
+
+/* Stable, by line, so the report reads top to bottom. */
+static void sort_errors(struct load_ctx *c)
+{
+    struct config_errors *e = c->errs;
+    char tmp[CONFIG_ERROR_LEN];
+    for (unsigned i = 1; i < e->n; i++) {
+        unsigned line = c->err_line[i];
+        unsigned j = i;
+        if (c->err_line[j - 1] <= line)
+            continue;
+        memcpy(tmp, e->msg[i], sizeof tmp);
+        while (j > 0 && c->err_line[j - 1] > line) {
+            memcpy(e->msg[j], e->msg[j - 1], sizeof tmp);
+            c->err_line[j] = c->err_line[j - 1];
+            j--;
+        }
+        memcpy(e->msg[j], tmp, sizeof tmp);
+        c->err_line[j] = line;
+    }
+}
+
+/* Optimal string alignment distance, for "did you mean". */
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+    if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
+        return UINT_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned cost = a[i - 1] != b[j - 1];
+            unsigned best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+static bool close_enough(const char *typed, const char *known, unsigned *best)
+{
+    unsigned d = edit_distance(typed, known);
+    size_t n = strlen(typed);
+    if (d == 0 || d > 2 || d >= n || d >= *best)
+        return false;
+    *best = d;
+    return true;
+}
+
+/* "server", "backend vllm", for messages. */
+static const char *section_label(const struct load_ctx *c, char *buf, size_t len)
+{
+    if (c->sec == S_BACKEND)
+        snprintf(buf, len, "backend %s", c->cfg->backends[c->inst].name);
+    else if (c->sec == S_TENANT)
+        snprintf(buf, len, "tenant %s", c->cfg->tenants[c->inst].name);
+    else
+        snprintf(buf, len, "%s", section_names[c->sec]);
+    return buf;
+}
+
+static void *section_base(const struct load_ctx *c)
+{
+    if (c->sec == S_BACKEND)
+        return &c->cfg->backends[c->inst];
+    if (c->sec == S_TENANT)
+        return &c->cfg->tenants[c->inst];
+    return c->cfg;
+}
+
+static int grow(void **arr, unsigned *cap, unsigned n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    unsigned ncap = *cap ? *cap * 2 : 4;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Creates the backend or tenant <name>; returns its index or -1. */
+static int new_instance(struct load_ctx *c, enum section sec, const char *name)
+{
+    struct config *cfg = c->cfg;
+    const char *what = section_names[sec];
+    unsigned n = sec == S_BACKEND ? cfg->n_backends : cfg->n_tenants;
+    unsigned limit = sec == S_BACKEND ? CONFIG_MAX_BACKENDS : CONFIG_MAX_TENANTS;
+
+    if (sec == S_BACKEND && !c->file_backends) {
+        /* The file names its backends: the built-in default goes. */
+        c->file_backends = true;
+        cfg->n_backends = n = 0;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const char *other = sec == S_BACKEND ? cfg->backends[i].name : cfg->tenants[i].name;
+        unsigned line = sec == S_BACKEND ? cfg->backends[i].line : cfg->tenants[i].line;
+        if (strcmp(other, name) == 0) {
+            err_at(c, c->lineno, "section [%s %s] given twice (first at line %u)", what, name,
+                   line);
+            return -1;
+        }
+    }
+    if (n >= limit) {
+        err_at(c, c->lineno, "too many [%s NAME] sections (at most %u)", what, limit);
+        return -1;
+    }
+    void *base;
+    if (sec == S_BACKEND) {
+        if (grow((void **)&cfg->backends, &c->cap_backends, n, sizeof *cfg->backends) < 0)
+            goto oom;
+        struct config_backend *b = &cfg->backends[n];
+        memset(b, 0, sizeof *b);
+        memcpy(b->name, name, strlen(name) + 1);
+        b->line = c->lineno;
+        base = b;
+        cfg->n_backends = n + 1;
+    } else {
+        if (grow((void **)&cfg->tenants, &c->cap_tenants, n, sizeof *cfg->tenants) < 0)
+            goto oom;
+        struct config_tenant *t = &cfg->tenants[n];
+        memset(t, 0, sizeof *t);
+        memcpy(t->name, name, strlen(name) + 1);
+        t->line = c->lineno;
+        base = t;
+        cfg->n_tenants = n + 1;
+    }
+    apply_defaults(sec, base);
+    return (int)n;
+oom:
+    c->oom = true;
+    return -1;
+}
+
+static bool valid_name(const char *s)
+{
+    for (; *s; s++)
+        if (!is_alnum(*s) && *s != '_' && *s != '.' && *s != '-')
+            return false;
+    return true;
+}
+
+/* A "[...]" header with <text> between the brackets. */
+static void begin_section(struct load_ctx *c, char *text)
+{
+    char *end = text + strlen(text);
+    while (end > text && is_space(end[-1]))
+        *--end = '\0';
+    while (is_space(*text))
+        text++;
+    char *name = text + strcspn(text, " \t\v\f\r");
+    if (*name) {
+        *name++ = '\0';
+        while (is_space(*name))
+            name++;
+    }
+
+    c->sec = S_SKIP;
+    c->sec_line = c->lineno;
+    enum section sec = S_COUNT;
+    for (enum section s = S_SERVER; s < S_COUNT; s++)
+        if (strcmp(text, section_names[s]) == 0)
+            sec = s;
+    if (sec == S_COUNT) {
+        unsigned best = UINT_MAX;
+        enum section hint = S_COUNT;
+        for (enum section s = S_SERVER; s < S_COUNT; s++)
+            if (close_enough(text, section_names[s], &best))
+                hint = s;
+        if (hint != S_COUNT)
+            err_at(c, c->lineno, "unknown section [%s] (did you mean [%s%s]?)", text,
+                   section_names[hint], section_repeats(hint) ? " NAME" : "");
+        else
+            err_at(c, c->lineno, "unknown section [%s]", text);
+        return;
+    }
+    if (!section_repeats(sec)) {
+        if (*name) {
+            err_at(c, c->lineno, "section [%s] takes no name (got [%s %s])", text, text, name);
+            return;
+        }
+        c->sec = sec;
+        return;
+    }
+    if (!*name) {
+        err_at(c, c->lineno, "section [%s] needs a name: [%s NAME]", text, text);
+        return;
+    }
+    if (strlen(name) >= CONFIG_NAME_MAX) {
+        err_at(c, c->lineno, "%s name '%s' is too long (at most %d characters)", text, name,
+               CONFIG_NAME_MAX - 1);
+        return;
+    }
+    if (!valid_name(name)) {
+        err_at(c, c->lineno, "%s name '%s' may only contain A-Z a-z 0-9 _ . -", text, name);
+        return;
+    }
+    int idx = new_instance(c, sec, name);
+    if (idx < 0)
+        return;
+    c->sec = sec;
+    c->inst = (unsigned)idx;
+    memset(c->seen_inst, 0, sizeof c->seen_inst);
+}
+
+/* Required keys, checked when their section ends.  One that was given but
+ * bad has been reported already. */
+static void end_section(struct load_ctx *c)
+{
+    if (c->sec == S_BACKEND && !c->seen_inst[key_index(S_BACKEND, "url")])
+        err_at(c, c->sec_line, "[backend %s] has no url", c->cfg->backends[c->inst].name);
+    if (c->sec == S_TENANT && !c->seen_inst[key_index(S_TENANT, "key_sha256")])
+        err_at(c, c->sec_line, "[tenant %s] has no key_sha256", c->cfg->tenants[c->inst].name);
+}
+
+/* inih's rule: the first of <chars>, or an inline ';' after whitespace, or
+ * the end. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+        was_space = is_space(*s);
+        s++;
+    }
+    return s;
+}
+
+/* The ini_reader: one physical line per call (see the top of the file). */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct load_ctx *c = stream;
+    size_t keep = sizeof c->line - 1, len = 0, total = 0;
+    bool nul = false;
+    int ch;
+
+    if (num < 3 || c->read_errno)
+        return NULL;
+    errno = 0;
+    ch = getc(c->f);
+    if (ch == EOF) {
+        if (ferror(c->f))
+            c->read_errno = errno ? errno : EIO;
+        return NULL;
+    }
+    for (; ch != EOF && ch != '\n'; ch = getc(c->f)) {
+        if (ch == '\0')
+            nul = true;
+        if (len < keep)
+            c->line[len++] = (char)ch;
+        total++;
+    }
+    if (ch == EOF && ferror(c->f)) {
+        c->read_errno = errno ? errno : EIO;
+        return NULL;
+    }
+    c->lineno++;
+    if (total == len && len > 0 && c->line[len - 1] == '\r')
+        total = --len;
+    c->line[len] = '\0';
+
+    char *p = c->line;
+    if (c->lineno == 1 && len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+        total -= 3;
+    }
+    size_t limit = (size_t)num - 2 < keep ? (size_t)num - 2 : keep;
+
+    /* What inih gets: an empty line unless this is a good name=value line. */
+    str[0] = '\n';
+    str[1] = '\0';
+    while (is_space(*p))
+        p++;
+    if (total > limit || nul) {
+        if (total > limit)
+            err_at(c, c->lineno, "line too long (%zu characters, at most %zu)", total, limit);
+        else
+            err_at(c, c->lineno, "line contains a NUL byte");
+        if (*p == '[') {
+            /* A section we cannot read: its keys must not land in the last one. */
+            end_section(c);
+            c->sec = S_SKIP;
+        }
+        return str;
+    }
+    if (*p == '\0' || *p == ';' || *p == '#')
+        return str;
+    if (*p == '[') {
+        end_section(c);
+        char *close = (char *)find_chars_or_comment(p + 1, "]");
+        if (*close != ']') {
+            err_at(c, c->lineno, "section header has no closing ']'");
+            c->sec = S_SKIP;
+            return str;
+        }
+        const char *after = close + 1;
+        while (is_space(*after))
+            after++;
+        if (*after != '\0' && *after != ';' && *after != '#') {
+            err_at(c, c->lineno, "unexpected text after ']'");
+            c->sec = S_SKIP;
+            return str;
+        }
+        *close = '\0';
+        begin_section(c, p + 1);
+        return str;
+    }
+    const char *sep = find_chars_or_comment(p, "=:");
+    if (*sep != '=' && *sep != ':') {
+        err_at(c, c->lineno, "expected 'key = value', '[section]' or a comment");
+        return str;
+    }
+    size_t n = strlen(p);
+    memcpy(str, p, n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+/* The ini_handler: runs while read_line's line is current. */
+static int on_value(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *c = user;
+    char label[CONFIG_NAME_MAX + 16];
+    char why[CONFIG_ERROR_LEN];
+    (void)section; /* ours, from read_line: inih truncates it */
+
+    if (c->sec == S_SKIP)
+        return 1;
+    if (c->sec == S_NONE) {
+        err_at(c, c->lineno, "key '%s' is outside any section", name);
+        return 1;
+    }
+    section_label(c, label, sizeof label);
+    if (name[0] == '\0') {
+        err_at(c, c->lineno, "missing key name before '=' in [%s]", label);
+        return 1;
+    }
+    int k = key_index(c->sec, name);
+    if (k < 0) {
+        unsigned best = UINT_MAX;
+        const char *hint = NULL;
+        for (int i = 0; i < KEY_COUNT; i++)
+            if (impl[i].sec == c->sec && close_enough(name, schema[i].name, &best))
+                hint = schema[i].name;
+        if (hint) {
+            err_at(c, c->lineno, "unknown key '%s' in [%s] (did you mean '%s'?)", name, label,
+                   hint);
+            return 1;
+        }
+        for (int i = 0; i < KEY_COUNT; i++) {
+            if (strcmp(schema[i].name, name) != 0)
+                continue;
+            enum section s = impl[i].sec;
+            err_at(c, c->lineno, "unknown key '%s' in [%s] (it belongs in [%s%s])", name, label,
+                   section_names[s], section_repeats(s) ? " NAME" : "");
+            return 1;
+        }
+        err_at(c, c->lineno, "unknown key '%s' in [%s]", name, label);
+        return 1;
+    }
+    unsigned *seen = section_repeats(c->sec) ? c->seen_inst : c->seen_fixed;
+    if (seen[k]) {
+        err_at(c, c->lineno, "key '%s' given twice in [%s] (first at line %u)", name, label,
+               seen[k]);
+        return 1;
+    }
+    seen[k] = c->lineno;
+    if (c->sec == S_TENANT)
+        c->keys_given++;
+    if (apply_value(k, section_base(c), value, why, sizeof why) < 0)
+        err_at(c, c->lineno, "[%s] %s '%s' %s", label, name, value, why);
+    return 1;
+}
+
+static unsigned line_of(const struct load_ctx *c, const char *sec, const char *key)
+{
+    for (int k = 0; k < KEY_COUNT; k++)
+        if (strcmp(schema[k].section, sec) == 0 && strcmp(schema[k].name, key) == 0)
+            return c->seen_fixed[k];
+    return 0;
+}
+
+/* The first of <a>, <b> that the file set, else <fallback>. */
+static unsigned first_set(unsigned a, unsigned b)
+{
+    return a ? a : b;
+}
+
+static void check_readable(struct load_ctx *c, const char *key, const char *path)
+{
+    if (!path[0])
+        return;
+    unsigned line = line_of(c, "server", key);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        err_at(c, line, "[server] %s '%s' cannot be read: %s", key, path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+        err_at(c, line, "[server] %s '%s' is not a regular file", key, path);
+    close(fd);
+}
+
+static bool same_addr(const struct config_addr *a, const struct config_addr *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+        return x->sin_port != 0 && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+        return x->sin6_port != 0 && x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return false;
+}
+
+static void check_addr_clash(struct load_ctx *c, const char *ka, const struct config_addr *a,
+                             const char *kb, const struct config_addr *b)
+{
+    if (!same_addr(a, b))
+        return;
+    unsigned line = first_set(line_of(c, "server", kb), line_of(c, "server", ka));
+    err_at(c, line, "[server] %s and %s are the same address '%s'", ka, kb, b->text);
+}
+
+/* What one key cannot tell: settings that depend on each other. */
+static void check_whole(struct load_ctx *c)
+{
+    const struct config *cfg = c->cfg;
+
+    if (cfg->max_header_bytes < cfg->max_request_line)
+        err_at(c,
+               first_set(line_of(c, "http", "max_header_bytes"),
+                         line_of(c, "http", "max_request_line")),
+               "[http] max_header_bytes (%u) must be at least max_request_line (%u)",
+               cfg->max_header_bytes, cfg->max_request_line);
+    if (cfg->stream_buffer_max < cfg->slab_size)
+        err_at(c,
+               first_set(line_of(c, "stream", "stream_buffer_max"),
+                         line_of(c, "buffers", "slab_size")),
+               "[stream] stream_buffer_max (%llu) must be at least [buffers] slab_size (%u)",
+               (unsigned long long)cfg->stream_buffer_max, cfg->slab_size);
+    if (cfg->max_event_size > cfg->stream_buffer_max)
+        err_at(c,
+               first_set(line_of(c, "stream", "max_event_size"),
+                         line_of(c, "stream", "stream_buffer_max")),
+               "[stream] max_event_size (%u) must be at most stream_buffer_max (%llu)",
+               cfg->max_event_size, (unsigned long long)cfg->stream_buffer_max);
+
+    bool tls = cfg->tls_cert[0] && cfg->tls_key[0];
+    if (cfg->tls_cert[0] && !cfg->tls_key[0])
+        err_at(c, line_of(c, "server", "tls_cert"), "[server] tls_cert set without tls_key");
+    if (cfg->tls_key[0] && !cfg->tls_cert[0])
+        err_at(c, line_of(c, "server", "tls_key"), "[server] tls_key set without tls_cert");
+    check_readable(c, "tls_cert", cfg->tls_cert);
+    check_readable(c, "tls_key", cfg->tls_key);
+
+    check_addr_clash(c, "listen", &cfg->listen, "admin_listen", &cfg->admin_listen);
+    if (tls) {
+        check_addr_clash(c, "listen", &cfg->listen, "tls_listen", &cfg->tls_listen);
+        check_addr_clash(c, "tls_listen", &cfg->tls_listen, "admin_listen", &cfg->admin_listen);
+    }
+
+    for (unsigned i = 0; i < cfg->n_tenants; i++) {
+        const struct config_tenant *t = &cfg->tenants[i];
+        if (!t->has_key)
+            continue;
+        for (unsigned j = 0; j < i; j++) {
+            const struct config_tenant *o = &cfg->tenants[j];
+            if (o->has_key && memcmp(o->key_sha256, t->key_sha256, sizeof t->key_sha256) == 0) {
+                err_at(c, t->line, "[tenant %s] has the same key_sha256 as [tenant %s] (line %u)",
+                       t->name, o->name, o->line);
+                break;
+            }
+        }
+    }
+    if (cfg->auth_enabled && c->keys_given == 0)
+        err_at(c, line_of(c, "auth", "enabled"),
+               "[auth] enabled = true but no [tenant NAME] has a key_sha256");
+}
+
+int config_load(struct config *cfg, const char *path, struct config_errors *errs)
+{
+    struct config_errors local;
+    struct load_ctx *c;
+    int rc;
+
+    if (!errs)
+        errs = &local;
+    memset(errs, 0, sizeof *errs);
+
+    rc = config_defaults(cfg);
+    if (rc < 0)
+        return rc;
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
+    c->cfg = cfg;
+    c->errs = errs;
+    c->path = path;
+    c->sec = S_NONE;
+
+    if (strlen(path) >= sizeof cfg->path) {
+        err_at(c, 0, "cannot open: %s", strerror(ENAMETOOLONG));
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    memcpy(cfg->path, path, strlen(path) + 1);
+
+    c->f = fopen(path, "re");
+    struct stat st;
+    if (c->f && fstat(fileno(c->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(c->f);
+        c->f = NULL;
+        errno = EISDIR;
+    }
+    if (!c->f) {
+        rc = -errno;
+        err_at(c, 0, "cannot open: %s", strerror(errno));
+        goto out;
+    }
+
+    int ini_rc = ini_parse_stream(read_line, c, on_value, c);
+    end_section(c);
+    if (ini_rc == -2)
+        c->oom = true;
+    if (ini_rc > 0) {
+        /* inih refused a line read_line passed as good: not expected, but
+         * never let it go unreported. */
+        bool known = false;
+        for (unsigned i = 0; i < errs->n; i++)
+            known |= c->err_line[i] == (unsigned)ini_rc;
+        if (!known)
+            err_at(c, (unsigned)ini_rc, "syntax error");
+    }
+    fclose(c->f);
+    if (c->oom) {
+        err_at(c, 0, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (c->read_errno) {
+        err_at(c, 0, "read error: %s", strerror(c->read_errno));
+        rc = -c->read_errno;
+        goto out;
+    }
+    check_whole(c);
+    rc = errs->n || errs->dropped ? -EINVAL : 0;
+out:
+    sort_errors(c);
+    free(c);
+    if (rc < 0)
+        config_free(cfg);
+    return rc;
+}
+
+void config_errors_print(const struct config_errors *errs, FILE *out)
+{
+    for (unsigned i = 0; i < errs->n && i < CONFIG_MAX_ERRORS; i++)
+        fprintf(out, "%s\n", errs->msg[i]);
+    if (errs->dropped)
+        fprintf(out, "%u more error%s\n", errs->dropped, errs->dropped == 1 ? "" : "s");
+}
+
+/* "backend NAME" for "backend *". */
+static void section_title(char *buf, size_t len, const char *sec)
+{
+    size_t n = strlen(sec);
+    if (n >= 2 && strcmp(sec + n - 2, " *") == 0)
+        snprintf(buf, len, "%.*s NAME", (int)(n - 2), sec);
+    else
+        snprintf(buf, len, "%s", sec);
+}
+
+static void print_md_cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+void config_schema_print(FILE *out, bool markdown)
+{
+    char title[64];
+    if (markdown) {
+        fprintf(out, "| Section | Key | Default | Meaning |\n");
+        fprintf(out, "|---|---|---|---|\n");
+        for (int k = 0; k < KEY_COUNT; k++) {
+            section_title(title, sizeof title, schema[k].section);
+            fprintf(out, "| %s | %s | ", title, schema[k].name);
+            if (schema[k].def[0]) {
+                fputc('`', out);
+                print_md_cell(out, schema[k].def);
+                fputc('`', out);
+            } else {
+                fputs("(none)", out);
+            }
+            fputs(" | ", out);
+            print_md_cell(out, schema[k].help);
+            fputs(" |\n", out);
+        }
+        return;
+    }
+
+    int wkey = 0, wdef = (int)strlen("(none)");
+    for (int k = 0; k < KEY_COUNT; k++) {
+        int n = (int)strlen(schema[k].name);
+        int d = (int)strlen(schema[k].def);
+        wkey = n > wkey ? n : wkey;
+        wdef = d > wdef ? d : wdef;
+    }
+    const char *prev = NULL;
+    for (int k = 0; k < KEY_COUNT; k++) {
+        if (!prev || strcmp(prev, schema[k].section) != 0) {
+            section_title(title, sizeof title, schema[k].section);
+            fprintf(out, "%s[%s]\n", prev ? "\n" : "", title);
+            prev = schema[k].section;
+        }
+        fprintf(out, "  %-*s  %-*s  %s\n", wkey, schema[k].name, wdef,
+                schema[k].def[0] ? schema[k].def : "(none)", schema[k].help);
+    }
+}
+
+unsigned config_worker_count(const struct config *cfg)
+{
+    if (cfg->workers)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
+}
+
+const struct config_backend *config_backend_find(const struct config *cfg, const char *name)
+{
+    for (unsigned i = 0; i < cfg->n_backends; i++)
+        if (strcmp(cfg->backends[i].name, name) == 0)
+            return &cfg->backends[i];
+    return NULL;
+}

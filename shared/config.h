@@ -1,0 +1,186 @@
+/*
+ * config — sluice's INI configuration (inih), with a default for every key.
+ *
+ * The schema is one table (config_schema()): section, key, type, default and
+ * a line of help.  The README's key table and `sluice --help-config` are
+ * printed from it, so documentation cannot drift from the parser.
+ *
+ * config_load() starts from the defaults, applies the file, and reports every
+ * problem it finds (unknown section or key, bad value, key given twice,
+ * missing or contradictory settings) as "FILE:LINE: message" — it does not
+ * stop at the first.  A config with any error is refused as a whole.
+ *
+ * Loading resolves host names (blocking): only the supervisor and tools call
+ * it, never a worker.  A loaded struct config is plain memory: after fork
+ * every process reads its own copy.  Not thread-safe (nothing in sluice is
+ * threaded).
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_NAME_MAX 64      /* backend and tenant names, incl. NUL */
+#define CONFIG_HOST_MAX 256     /* backend host as written, incl. NUL */
+#define CONFIG_MAX_BACKENDS 64
+#define CONFIG_MAX_TENANTS 1024
+#define CONFIG_MAX_ERRORS 64
+#define CONFIG_ERROR_LEN 320
+#define CONFIG_MAX_WORKERS 256
+#define CONFIG_MAX_HEADERS_CAP 256 /* hard cap for [http] max_headers */
+
+/* A socket address as written ("0.0.0.0:8080", "[::1]:9090"), resolved. */
+struct config_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[80];
+};
+
+enum backend_kind {
+    BACKEND_OPENAI = 0, /* vLLM and other OpenAI-compatible servers */
+};
+
+struct config_backend {
+    char name[CONFIG_NAME_MAX];
+    char url[CONFIG_HOST_MAX + 32];   /* as written */
+    char host[CONFIG_HOST_MAX];       /* for the Host header */
+    uint16_t port;
+    struct config_addr addr;          /* resolved at load time */
+    enum backend_kind kind;
+    unsigned line;                    /* where its section starts */
+};
+
+struct config_tenant {
+    char name[CONFIG_NAME_MAX];
+    uint8_t key_sha256[32];
+    bool has_key;
+    unsigned line;
+};
+
+struct config {
+    /* [server] */
+    struct config_addr listen;         /* 0.0.0.0:8080 */
+    struct config_addr tls_listen;     /* 0.0.0.0:8443, used only with cert+key */
+    char tls_cert[PATH_MAX];           /* "" = TLS off */
+    char tls_key[PATH_MAX];
+    struct config_addr admin_listen;   /* 127.0.0.1:9090 */
+    char control_socket[108];          /* /run/sluice/control.sock */
+    char state_dir[PATH_MAX];          /* /var/lib/sluice */
+    unsigned workers;                  /* 0 = auto: one per online CPU */
+    uint32_t drain_timeout_ms;         /* 30 s */
+    uint32_t max_connections;          /* client connections per worker, 16384 */
+    int log_level;                     /* enum log_level, info */
+
+    /* [http] client side limits and timeouts */
+    uint32_t max_request_line;         /* 8 KiB */
+    uint32_t max_header_bytes;         /* 32 KiB, the whole head */
+    uint32_t max_headers;              /* 100 */
+    uint64_t max_body_size;            /* 4 MiB */
+    uint32_t header_timeout_ms;        /* 10 s to receive a whole head */
+    uint32_t body_timeout_ms;          /* 30 s between body bytes */
+    uint32_t keepalive_timeout_ms;     /* 75 s idle between requests */
+    uint32_t keepalive_requests;       /* 1000 requests per connection */
+
+    /* [upstream] backend connections */
+    uint32_t connect_timeout_ms;       /* 3 s */
+    uint32_t upstream_keepalive;       /* idle connections kept per backend per worker, 64 */
+    uint32_t upstream_idle_timeout_ms; /* 60 s */
+
+    /* [stream] token relay */
+    uint32_t first_token_timeout_ms;   /* 60 s from request to first content event */
+    uint32_t token_idle_timeout_ms;    /* 30 s between events once streaming */
+    uint64_t stream_buffer_max;        /* 256 KiB of unsent bytes per stream */
+    uint32_t slow_consumer_timeout_ms; /* 10 s stuck at stream_buffer_max */
+    uint32_t max_event_size;           /* 256 KiB, one SSE event; <= stream_buffer_max */
+
+    /* [buffers] per worker */
+    uint32_t slab_size;                /* 16 KiB, power of two */
+    uint32_t slabs;                    /* 1024 registered slabs */
+    uint32_t recv_buffer_size;         /* 4 KiB, power of two */
+    uint32_t recv_buffers;             /* 1024, power of two */
+    uint32_t send_zc_threshold;        /* 0 = never use SEND_ZC */
+
+    /* [backend NAME] */
+    struct config_backend *backends;   /* when the file has none: one default */
+    unsigned n_backends;
+
+    /* [auth] and [tenant NAME] */
+    bool auth_enabled;
+    struct config_tenant *tenants;
+    unsigned n_tenants;
+
+    char path[PATH_MAX];               /* file it came from, "" for defaults */
+};
+
+struct config_errors {
+    unsigned n;                        /* errors recorded */
+    unsigned dropped;                  /* beyond CONFIG_MAX_ERRORS */
+    char msg[CONFIG_MAX_ERRORS][CONFIG_ERROR_LEN];
+};
+
+enum config_type {
+    CFG_ADDR = 0,
+    CFG_STR,
+    CFG_PATH,
+    CFG_UINT,
+    CFG_SIZE,     /* bytes: 4096, 16k, 16KiB, 4m, 4MiB, 1g */
+    CFG_DURATION, /* 250ms, 10s, 5m, 1h; a bare number is seconds */
+    CFG_BOOL,     /* true/false, yes/no, on/off, 1/0 */
+    CFG_WORKERS,  /* auto or 1..CONFIG_MAX_WORKERS */
+    CFG_LOGLEVEL,
+    CFG_ENUM,     /* one of enum_values */
+    CFG_HEX256,   /* 64 hex digits */
+};
+
+struct config_key {
+    const char *section;     /* "server", or "backend NAME" written as "backend *" */
+    const char *name;
+    enum config_type type;
+    const char *def;         /* default as a user would write it; "" = empty */
+    const char *help;        /* one line for README and --help-config */
+};
+
+/* The schema, terminated by an entry with section == NULL. */
+const struct config_key *config_schema(void);
+
+/* Fills every field with its default (and the single default backend
+ * "default" at http://127.0.0.1:8000).  Returns 0 or -ENOMEM. */
+int config_defaults(struct config *cfg);
+
+/* Defaults, then <path>.  Returns 0; -EINVAL with errs filled; or -errno if
+ * the file cannot be opened (also recorded in errs).  On failure <cfg> is
+ * released and must not be used. */
+int config_load(struct config *cfg, const char *path, struct config_errors *errs);
+
+void config_free(struct config *cfg);
+
+/* Deep copy (backends and tenants arrays).  Returns 0 or -ENOMEM. */
+int config_copy(struct config *dst, const struct config *src);
+
+/* Prints errs, one per line, plus "N more errors" when some were dropped. */
+void config_errors_print(const struct config_errors *errs, FILE *out);
+
+/* The schema as a Markdown table (README) or plain text (--help-config). */
+void config_schema_print(FILE *out, bool markdown);
+
+/* Value parsers, exposed for tests and for other modules' own options.
+ * Each returns 0, -EINVAL (not that syntax) or -ERANGE (a number too large
+ * for the type, or a port above 65535); config_parse_addr also -ENOENT for a
+ * host name that does not resolve.  *out is written only on success. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint32_t *out);
+int config_parse_bool(const char *s, bool *out);
+int config_parse_addr(const char *s, struct config_addr *out);
+
+/* Number of workers to fork: cfg->workers, or the online CPUs when 0 (at
+ * least 1, at most CONFIG_MAX_WORKERS). */
+unsigned config_worker_count(const struct config *cfg);
+
+const struct config_backend *config_backend_find(const struct config *cfg, const char *name);
+
+#endif

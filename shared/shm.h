@@ -1,0 +1,170 @@
+/*
+ * shm — the shared-memory segment of one sluice node.
+ *
+ * The supervisor creates it (a memfd, mapped MAP_SHARED before any fork) and
+ * every child inherits the mapping.  It holds one slot per running child
+ * process: the worker writes its own counters, gauges and histograms there
+ * with single-writer relaxed stores (never a lock, never a syscall), and the
+ * control plane reads every slot to export /metrics.
+ *
+ * Slots belong to a process instance, not to a worker number: a restarted or
+ * reloaded worker gets a fresh slot, so an old worker still draining and its
+ * replacement never write the same counters.  When the supervisor reaps a
+ * child it folds the slot's counters into the `retired` totals and frees the
+ * slot, so Prometheus counters never go backwards and a dead worker's gauges
+ * (its active streams) vanish with it instead of leaking.  The fold runs
+ * under a sequence counter; readers retry while it is odd or changed.
+ *
+ * Ownership: the supervisor owns the segment and slot states; a child owns
+ * the contents of its slot while it runs.  No pointers are stored inside
+ * the segment (it may map at different addresses in a future exec model).
+ */
+#ifndef SLUICE_SHM_H
+#define SLUICE_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/hist.h"
+
+#define SHM_MAGIC 0x31454349554c53ULL /* "SLUICE1" */
+#define SHM_VERSION 1
+#define SHM_TTFT_LABELS 32
+#define SHM_LABEL_TENANT 32
+#define SHM_LABEL_BACKEND 64
+#define SHM_LABEL_MODEL 96
+
+/* HTTP statuses counted by sluice_requests_total{code}; anything else "other".
+ * 499 is a client that went away before its response started (nginx's use). */
+#define SHM_CODES(X)                                                                               \
+    X(200) X(400) X(401) X(404) X(405) X(408) X(413) X(414) X(429) X(431) X(499) X(500) X(501)     \
+        X(502) X(503) X(504) X(505)
+enum shm_code {
+#define SHM_CODE_ENUM(c) SHM_CODE_##c,
+    SHM_CODES(SHM_CODE_ENUM)
+#undef SHM_CODE_ENUM
+        SHM_CODE_OTHER,
+    SHM_N_CODES,
+};
+
+/* Monotonic totals: summed over live slots plus `retired`. */
+struct shm_counters {
+    _Atomic uint64_t requests[SHM_N_CODES];
+    _Atomic uint64_t tokens;                 /* content events relayed */
+    _Atomic uint64_t upstream_cancellations; /* upstream requests cut because the client left */
+    _Atomic uint64_t slow_consumers;         /* clients cut for not reading */
+    _Atomic uint64_t accepted;               /* client connections */
+    _Atomic uint64_t upstream_connects;      /* new backend connections */
+    _Atomic uint64_t upstream_reused;        /* requests sent on a pooled connection */
+    _Atomic uint64_t upstream_errors;        /* refused/reset/timeout before a response */
+    _Atomic uint64_t upstream_retries;       /* stale pooled connection, sent again */
+    _Atomic uint64_t sends;                  /* client sends, plain */
+    _Atomic uint64_t sends_zc;               /* client sends, SEND_ZC from registered slabs */
+    _Atomic uint64_t recv_enobufs;           /* receive buffer ring ran dry */
+    _Atomic uint64_t slab_waits;             /* stream paused because the slab pool was empty */
+    _Atomic uint64_t bytes_out;              /* bytes sent to clients */
+    struct hist itl;
+};
+
+/* Instant values: meaningful only for live slots. */
+struct shm_gauges {
+    _Atomic int64_t streams_active;
+    _Atomic int64_t connections;
+    _Atomic int64_t upstream_conns;
+    _Atomic int64_t upstream_idle;
+    _Atomic int64_t slabs_used;
+};
+
+struct shm_ttft_label {
+    _Atomic uint32_t used; /* set last (release) when the strings are written */
+    char tenant[SHM_LABEL_TENANT];
+    char backend[SHM_LABEL_BACKEND];
+    char model[SHM_LABEL_MODEL];
+    struct hist h;
+};
+
+struct shm_slot {
+    struct shm_counters c;
+    struct shm_gauges g;
+    struct shm_ttft_label ttft[SHM_TTFT_LABELS];
+};
+
+enum shm_slot_state {
+    SHM_SLOT_FREE = 0,
+    SHM_SLOT_LIVE = 1,
+};
+
+enum shm_role {
+    SHM_ROLE_WORKER = 0,
+    SHM_ROLE_CONTROL = 1,
+};
+
+/* Compact per-slot header, kept apart from the slots so a reader scanning
+ * for live slots touches a few pages, not the whole segment. */
+struct shm_slot_hdr {
+    _Atomic uint32_t state; /* enum shm_slot_state */
+    _Atomic int32_t pid;
+    uint16_t worker; /* worker number (CPU index) */
+    uint16_t role;   /* enum shm_role */
+    uint32_t generation;
+    _Atomic uint64_t heartbeat_ms; /* CLOCK_MONOTONIC ms, written by the child */
+    _Atomic uint64_t draining;     /* 1 once the child drains */
+} __attribute__((aligned(64)));
+
+struct shm_segment {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t nslots;
+    uint64_t size;
+    _Atomic uint32_t fold_seq;
+    struct shm_slot retired;
+    struct shm_slot_hdr hdr[]; /* nslots of them, then the slots (see shm_slot()) */
+};
+
+struct shm {
+    struct shm_segment *seg;
+    size_t size;
+    int fd;
+};
+
+/* Creates and maps a segment for <nslots> processes.  Returns 0 or -errno. */
+int shm_create(struct shm *s, unsigned nslots);
+void shm_destroy(struct shm *s);
+
+struct shm_slot *shm_slot(const struct shm *s, unsigned idx);
+
+/* Supervisor: takes a free slot for a child about to be forked (state LIVE,
+ * contents zero).  Returns the index or -ENOSPC. */
+int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t generation);
+/* Supervisor, after the child is reaped: folds its counters into `retired`
+ * and frees the slot. */
+void shm_slot_release(struct shm *s, unsigned idx);
+
+/* Status code -> counter index. */
+enum shm_code shm_code_index(int status);
+/* Counter index -> status (0 for SHM_CODE_OTHER). */
+int shm_code_status(enum shm_code c);
+
+/* Worker: the TTFT histogram for a label set in its slot, created on first
+ * use; when the table is full the last entry is shared as model "other". */
+struct hist *shm_ttft_hist(struct shm_slot *slot, const char *tenant, const char *backend,
+                           const char *model);
+
+/* Single-writer increment for counters in a slot. */
+static inline void shm_add(_Atomic uint64_t *c, uint64_t v)
+{
+    hist_bump(c, v);
+}
+static inline void shm_gauge_add(_Atomic int64_t *g, int64_t v)
+{
+    atomic_store_explicit(g, atomic_load_explicit(g, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+/* Reader side of the fold sequence: begin returns a token, retry says whether
+ * what was read in between must be read again. */
+uint32_t shm_read_begin(const struct shm *s);
+int shm_read_retry(const struct shm *s, uint32_t token);
+
+#endif
