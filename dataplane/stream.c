@@ -586,6 +586,11 @@ int stream_on_body(struct stream *st, const char *p, size_t len)
                 return -1;
             if (append_event(st, p, n) < 0)
                 return -1;
+            /* An event ended by the CR of a CRLF: the LF is not part of it
+             * (it may not even have arrived), but clients that split events
+             * on "\r\n\r\n" need it, so the relay writes it itself. */
+            if (kind == SSE_SPAN_END && p[n - 1] == '\r' && append_event(st, "\n", 1) < 0)
+                return -1;
             if (kind == SSE_SPAN_END && finish_event(st) < 0)
                 return -1;
         }

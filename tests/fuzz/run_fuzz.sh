@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target inside `meson test`: first every saved
+# regression input once, then a short fuzzing session from the seed corpus.
+# usage: run_fuzz.sh BINARY SEED_DIR REGRESS_DIR WORK_DIR SECONDS
+set -euo pipefail
+bin=$1 seeds=$2 regress=$3 work=$4 secs=$5
+mkdir -p "$work"
+shopt -s nullglob
+inputs=("$regress"/*)
+if [ ${#inputs[@]} -gt 0 ]; then
+    "$bin" -runs=1 "${inputs[@]}"
+fi
+exec "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$work" "$seeds"
