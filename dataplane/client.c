@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dataplane/api_error.h"
+#include "dataplane/auth.h"
 #include "dataplane/route.h"
 #include "dataplane/stream.h"
 #include "shared/log.h"
@@ -451,6 +452,9 @@ static void on_head(struct conn *c, const struct h1_request *req)
         generate_reqid(c);
     }
 
+    const struct h1_header *authz = h1_header_find(req->headers, req->n_headers, "authorization");
+    c->tenant = auth_tenant(cfg, authz ? authz->value : NULL, authz ? authz->value_len : 0);
+
     bool method_ok;
     const char *allow;
     c->route = route_match(req->method, req->method_len, req->path, req->path_len, &method_ok,
@@ -460,9 +464,11 @@ static void on_head(struct conn *c, const struct h1_request *req)
         set_pending_err(c, API_ERR_NOT_FOUND, "no route for ", req->path, req->path_len);
     } else if (!method_ok) {
         set_pending_err(c, API_ERR_METHOD, "method not allowed; use ", allow, strlen(allow));
+    } else if (!c->tenant && c->route != ROUTE_HEALTHZ) {
+        c->pending_err = API_ERR_UNAUTHORIZED;
     } else if (c->route != ROUTE_HEALTHZ) {
-        if (route_build_head(req, &cfg->backends[0], c->reqid, c->reqid_len, &c->up_head,
-                             &c->up_head_len, &c->up_head_cap) < 0)
+        if (route_build_head(req, &cfg->backends[0], cfg->auth_enabled, c->reqid, c->reqid_len,
+                             &c->up_head, &c->up_head_len, &c->up_head_cap) < 0)
             c->pending_err = API_ERR_INTERNAL;
     }
 

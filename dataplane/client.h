@@ -88,6 +88,7 @@ struct conn {
     int pending_err;         /* api_error to answer once the body is read, or -1 */
     char *err_detail;        /* its message (heap, rare path) */
     const char *allow;       /* Allow field for a 405 (static string) */
+    const char *tenant;      /* from auth (config string), NULL = not authorized */
     uint64_t t_start_ns;     /* request head complete */
     uint64_t deadline_ms;    /* current timer deadline, for the state */
 

@@ -139,8 +139,8 @@ static bool drop_field(const struct h1_header *h, const struct h1_header *conn_f
 #define HEAD_MAX (1u << 20)
 
 int route_build_head(const struct h1_request *req, const struct config_backend *be,
-                     const char *reqid, size_t reqid_len, char **out, uint32_t *out_len,
-                     uint32_t *out_cap)
+                     bool drop_authorization, const char *reqid, size_t reqid_len, char **out,
+                     uint32_t *out_len, uint32_t *out_cap)
 {
     struct sbuf b;
     sbuf_init(&b, HEAD_MAX);
@@ -159,6 +159,8 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
     for (uint32_t i = 0; i < req->n_headers; i++) {
         const struct h1_header *h = &req->headers[i];
         if (drop_field(h, conn_field))
+            continue;
+        if (drop_authorization && h->name_len == 13 && strncasecmp(h->name, "authorization", 13) == 0)
             continue;
         sbuf_put(&b, h->name, h->name_len);
         sbuf_puts(&b, ": ");

@@ -9,7 +9,8 @@
  * The backend head keeps the client's method, path and query and its
  * end-to-end fields; hop-by-hop fields (RFC 9110 §7.6.1, plus any the client
  * lists in Connection), Host, Content-Length, Expect and Accept-Encoding
- * (sluice must read the stream it relays) are replaced.
+ * (sluice must read the stream it relays) are replaced; Authorization too
+ * when sluice itself checks API keys (the key is for sluice, not the backend).
  *
  * Pure functions apart from the allocation of the head buffer.
  */
@@ -38,8 +39,8 @@ int route_validate(enum route r, const char *body, size_t len, char *model, size
  * Content-Length and the final CRLF) into a new buffer.  Returns 0 or
  * -ENOMEM. */
 int route_build_head(const struct h1_request *req, const struct config_backend *be,
-                     const char *reqid, size_t reqid_len, char **out, uint32_t *out_len,
-                     uint32_t *out_cap);
+                     bool drop_authorization, const char *reqid, size_t reqid_len, char **out,
+                     uint32_t *out_len, uint32_t *out_cap);
 
 /* Appends "Content-Length: N\r\n\r\n" (or just the final CRLF when the
  * method has no body and len is 0).  0 or -ENOMEM. */

@@ -505,7 +505,8 @@ static void count_token(struct stream *st)
         st->first_content = true;
         if (st->is_completion) {
             if (!st->ttft_hist)
-                st->ttft_hist = shm_ttft_hist(w->slot, "default", st->pool->be->name, st->model);
+                st->ttft_hist = shm_ttft_hist(w->slot, st->c->tenant ? st->c->tenant : "default",
+                                              st->pool->be->name, st->model);
             hist_record(st->ttft_hist, &hist_ttft_bounds, (now - st->t0_ns) / 1000);
         }
     } else {
