@@ -15,9 +15,9 @@
 #include "shared/log.h"
 #include "shared/sbuf.h"
 
-#define ADMIN_IN_MAX 8192
-#define ADMIN_OUT_MAX (8u << 20)
-#define ADMIN_IDLE_MS 60000
+#define ADMIN_IN_MAX      8192
+#define ADMIN_OUT_MAX     (8u << 20)
+#define ADMIN_IDLE_MS     60000
 #define ADMIN_MAX_HEADERS 64
 
 struct admin_conn {
@@ -109,8 +109,7 @@ static void status_json(struct admin *a, const struct metrics_snapshot *s, struc
                     hb ? (long long)(now - hb) : -1LL,
                     (long long)atomic_load_explicit(&sl->g.connections, memory_order_relaxed),
                     (long long)atomic_load_explicit(&sl->g.streams_active, memory_order_relaxed),
-                    (unsigned long long)atomic_load_explicit(&sl->c.tokens,
-                                                             memory_order_relaxed));
+                    (unsigned long long)atomic_load_explicit(&sl->c.tokens, memory_order_relaxed));
         first = false;
     }
     sbuf_puts(b, "]}\n");
@@ -152,8 +151,7 @@ static void handle(struct admin *a, struct admin_conn *c, const struct h1_reques
     } else if (PATH_IS("/readyz")) {
         bool ok = snap.workers_live - snap.workers_draining >= a->nworkers;
         sbuf_printf(&body, "{\"ready\":%s,\"workers_live\":%u,\"workers_expected\":%u}\n",
-                    ok ? "true" : "false", snap.workers_live - snap.workers_draining,
-                    a->nworkers);
+                    ok ? "true" : "false", snap.workers_live - snap.workers_draining, a->nworkers);
         respond(c, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", json, body.p, body.len);
     } else {
         status_json(a, &snap, &body);
@@ -196,8 +194,7 @@ static void on_readable(struct admin *a, struct admin_conn *c)
             static const char b[] = "{\"error\":{\"message\":\"request too large\","
                                     "\"type\":\"invalid_request_error\",\"param\":null,"
                                     "\"code\":\"headers_too_large\"}}";
-            respond(c, 431, "Request Header Fields Too Large", "application/json", b,
-                    sizeof b - 1);
+            respond(c, 431, "Request Header Fields Too Large", "application/json", b, sizeof b - 1);
             flush_out(a, c);
             return;
         }

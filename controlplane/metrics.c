@@ -37,7 +37,8 @@ static void add_labels(struct metrics_snapshot *s, const struct shm_ttft_label *
         struct metrics_label *m = NULL;
         for (unsigned k = 0; k < s->nlabels; k++) {
             if (!strcmp(s->labels[k].tenant, l->tenant) &&
-                !strcmp(s->labels[k].backend, l->backend) && !strcmp(s->labels[k].model, l->model)) {
+                !strcmp(s->labels[k].backend, l->backend) &&
+                !strcmp(s->labels[k].model, l->model)) {
                 m = &s->labels[k];
                 break;
             }
@@ -123,8 +124,7 @@ static void put_hist(struct sbuf *b, const char *name, const char *labels,
                     (double)bounds->le_us[i] / 1e6, (unsigned long long)cum);
     }
     cum += h->bucket[bounds->n];
-    sbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-                (unsigned long long)cum);
+    sbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
     sbuf_printf(b, "%s_sum%s%s%s ", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "");
     put_seconds(b, h->sum_us);
     sbuf_printf(b, "\n%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
@@ -206,8 +206,7 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
     sbuf_puts(b, "# HELP sluice_sends_total Client sends, by path.\n"
                  "# TYPE sluice_sends_total counter\n");
     sbuf_printf(b, "sluice_sends_total{path=\"plain\"} %llu\n", (unsigned long long)s->sends);
-    sbuf_printf(b, "sluice_sends_total{path=\"zerocopy\"} %llu\n",
-                (unsigned long long)s->sends_zc);
+    sbuf_printf(b, "sluice_sends_total{path=\"zerocopy\"} %llu\n", (unsigned long long)s->sends_zc);
     counter(b, "sluice_sent_bytes_total", "Bytes sent to clients.", s->bytes_out);
     counter(b, "sluice_recv_buffer_exhausted_total",
             "Receives that found the provided-buffer ring empty.", s->recv_enobufs);

@@ -15,7 +15,8 @@ struct api_error_def {
 };
 
 static const struct api_error_def defs[API_ERR__COUNT] = {
-    [API_ERR_BAD_REQUEST] = {400, 0, "invalid_request_error", "bad_request", "malformed HTTP request"},
+    [API_ERR_BAD_REQUEST] = {400, 0, "invalid_request_error", "bad_request",
+                             "malformed HTTP request"},
     [API_ERR_INVALID_JSON] = {400, 0, "invalid_request_error", "invalid_json",
                               "request body is not valid JSON"},
     [API_ERR_MISSING_FIELD] = {400, 0, "invalid_request_error", "missing_field",

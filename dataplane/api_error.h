@@ -12,29 +12,29 @@
 #include <stddef.h>
 
 enum api_error {
-    API_ERR_BAD_REQUEST = 0,  /* 400 malformed HTTP (detail from h1_parser) */
-    API_ERR_INVALID_JSON,     /* 400 */
-    API_ERR_MISSING_FIELD,    /* 400 */
-    API_ERR_INVALID_FIELD,    /* 400 */
-    API_ERR_UNAUTHORIZED,     /* 401 */
-    API_ERR_NOT_FOUND,        /* 404 */
-    API_ERR_METHOD,           /* 405 */
-    API_ERR_REQUEST_TIMEOUT,  /* 408 client too slow to send its request */
-    API_ERR_BODY_TOO_LARGE,   /* 413 */
-    API_ERR_URI_TOO_LONG,     /* 414 */
-    API_ERR_HEADERS_TOO_LARGE,/* 431 */
-    API_ERR_NOT_IMPLEMENTED,  /* 501 unsupported transfer coding */
-    API_ERR_VERSION,          /* 505 */
-    API_ERR_INTERNAL,         /* 500 */
-    API_ERR_BACKEND_DOWN,     /* 502 refused / reset / closed before a response */
-    API_ERR_BACKEND_BAD,      /* 502 unparsable response from the backend */
-    API_ERR_BACKEND_CLOSED,   /* 502 (stream) the backend ended the stream early */
-    API_ERR_OVERLOADED,       /* 503 no capacity (buffers, connections) */
-    API_ERR_DRAINING,         /* 503 this node is shutting down */
-    API_ERR_CONNECT_TIMEOUT,  /* 504 backend did not accept the connection */
+    API_ERR_BAD_REQUEST = 0,     /* 400 malformed HTTP (detail from h1_parser) */
+    API_ERR_INVALID_JSON,        /* 400 */
+    API_ERR_MISSING_FIELD,       /* 400 */
+    API_ERR_INVALID_FIELD,       /* 400 */
+    API_ERR_UNAUTHORIZED,        /* 401 */
+    API_ERR_NOT_FOUND,           /* 404 */
+    API_ERR_METHOD,              /* 405 */
+    API_ERR_REQUEST_TIMEOUT,     /* 408 client too slow to send its request */
+    API_ERR_BODY_TOO_LARGE,      /* 413 */
+    API_ERR_URI_TOO_LONG,        /* 414 */
+    API_ERR_HEADERS_TOO_LARGE,   /* 431 */
+    API_ERR_NOT_IMPLEMENTED,     /* 501 unsupported transfer coding */
+    API_ERR_VERSION,             /* 505 */
+    API_ERR_INTERNAL,            /* 500 */
+    API_ERR_BACKEND_DOWN,        /* 502 refused / reset / closed before a response */
+    API_ERR_BACKEND_BAD,         /* 502 unparsable response from the backend */
+    API_ERR_BACKEND_CLOSED,      /* 502 (stream) the backend ended the stream early */
+    API_ERR_OVERLOADED,          /* 503 no capacity (buffers, connections) */
+    API_ERR_DRAINING,            /* 503 this node is shutting down */
+    API_ERR_CONNECT_TIMEOUT,     /* 504 backend did not accept the connection */
     API_ERR_FIRST_TOKEN_TIMEOUT, /* 504 no first token in time */
-    API_ERR_TOKEN_TIMEOUT,    /* 504 (stream) the backend stalled between tokens */
-    API_ERR_SLOW_CONSUMER,    /* (stream) client did not read; never seen by it */
+    API_ERR_TOKEN_TIMEOUT,       /* 504 (stream) the backend stalled between tokens */
+    API_ERR_SLOW_CONSUMER,       /* (stream) client did not read; never seen by it */
     API_ERR__COUNT,
 };
 

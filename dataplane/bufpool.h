@@ -27,9 +27,9 @@ struct io_uring;
 #define SLAB_NONE UINT32_MAX
 
 struct slab_meta {
-    uint32_t next;  /* next slab in an outq chain */
-    uint32_t fill;  /* bytes written */
-    uint16_t refs;  /* in-flight zero-copy sends */
+    uint32_t next;   /* next slab in an outq chain */
+    uint32_t fill;   /* bytes written */
+    uint16_t refs;   /* in-flight zero-copy sends */
     uint16_t orphan; /* released by its queue while refs > 0 */
 };
 

@@ -12,40 +12,47 @@
 #include "dataplane/stream.h"
 #include "shared/log.h"
 
-#define LINGER_MS 3000
+#define LINGER_MS    3000
 #define PIPELINE_MAX (64 * 1024) /* bytes buffered ahead of the current request */
 
 static void close_now(struct conn *c);
 static void consume_input(struct conn *c);
 static void finish_request(struct conn *c);
 
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 const char *client_reason(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
 }
 
 static void set_timer(struct conn *c, uint32_t ms)
@@ -319,8 +326,7 @@ static void fail_request(struct conn *c, int api_err, const char *detail)
 
 /* ---- reading requests -------------------------------------------------- */
 
-static int buf_append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_t n,
-                      size_t max)
+static int buf_append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_t n, size_t max)
 {
     if ((size_t)*len + n > max)
         return -E2BIG;
@@ -402,8 +408,8 @@ static void dispatch(struct conn *c)
         char model[96];
         char detail[256];
         bool is_stream = false;
-        int err = route_validate(c->route, c->body ? c->body : "", c->body_len, model,
-                                 sizeof model, &is_stream, detail, sizeof detail);
+        int err = route_validate(c->route, c->body ? c->body : "", c->body_len, model, sizeof model,
+                                 &is_stream, detail, sizeof detail);
         if (err) {
             client_respond_error(c, err, detail);
             return;
@@ -441,8 +447,8 @@ static void on_head(struct conn *c, const struct h1_request *req)
     c->head_timing = false;
     c->t_start_ns = worker_now_ns();
     c->http10 = req->version_minor == 0;
-    c->keepalive = (req->flags & H1_F_KEEP_ALIVE) && c->nreq < cfg->keepalive_requests &&
-                   !w->draining;
+    c->keepalive =
+        (req->flags & H1_F_KEEP_ALIVE) && c->nreq < cfg->keepalive_requests && !w->draining;
     const struct h1_header *rid = h1_header_find(req->headers, req->n_headers, "x-request-id");
     if (rid && route_reqid_valid(rid->value, rid->value_len)) {
         memcpy(c->reqid, rid->value, rid->value_len);
@@ -457,8 +463,8 @@ static void on_head(struct conn *c, const struct h1_request *req)
 
     bool method_ok;
     const char *allow;
-    c->route = route_match(req->method, req->method_len, req->path, req->path_len, &method_ok,
-                           &allow);
+    c->route =
+        route_match(req->method, req->method_len, req->path, req->path_len, &method_ok, &allow);
     c->allow = allow;
     if (c->route == ROUTE_NONE) {
         set_pending_err(c, API_ERR_NOT_FOUND, "no route for ", req->path, req->path_len);
@@ -476,8 +482,7 @@ static void on_head(struct conn *c, const struct h1_request *req)
                     ((req->flags & H1_F_CONTENT_LENGTH) && req->content_length > 0);
     c->body_chunked = req->flags & H1_F_CHUNKED;
     c->body_left = c->body_chunked ? 0 : req->content_length;
-    c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ ||
-                      c->route == ROUTE_MODELS;
+    c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ || c->route == ROUTE_MODELS;
     if (c->body_chunked)
         h1_chunked_init(&c->chunk, true);
     if (!has_body) {
@@ -757,9 +762,8 @@ static void close_now(struct conn *c)
      * hard link runs the close even when there was nothing to cancel. */
     worker_sqe_reserve(w, 2);
     struct io_uring_sqe *sqe = worker_sqe(w);
-    io_uring_prep_cancel_fd(sqe, c->fd,
-                            IORING_ASYNC_CANCEL_ALL |
-                                (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
+    io_uring_prep_cancel_fd(
+        sqe, c->fd, IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
     sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     sqe = worker_sqe(w);

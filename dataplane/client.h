@@ -51,21 +51,21 @@ struct conn {
     struct list_node rearm_node; /* worker->rearm */
     struct worker *w;
     struct conn *dirty_next;
-    int fd;                      /* fixed-file index, or a plain fd */
-    uint8_t state;               /* enum conn_state */
+    int fd;        /* fixed-file index, or a plain fd */
+    uint8_t state; /* enum conn_state */
     bool fixed;
     bool recv_armed;
     bool send_busy;
     bool dirty;
-    bool keepalive;              /* the current request allows reuse */
-    bool close_after;            /* close once the outq is empty */
-    bool http10;                 /* client spoke HTTP/1.0 */
+    bool keepalive;   /* the current request allows reuse */
+    bool close_after; /* close once the outq is empty */
+    bool http10;      /* client spoke HTTP/1.0 */
     bool expect_continue;
-    bool input_paused;           /* too much pipelined input: receive cancelled */
-    bool counted;                /* the current request was counted in requests_total */
-    bool resp_done;              /* every byte of the response is queued */
-    bool in_request;             /* a request is being read or answered */
-    bool head_timing;            /* the header timeout runs for the head being read */
+    bool input_paused; /* too much pipelined input: receive cancelled */
+    bool counted;      /* the current request was counted in requests_total */
+    bool resp_done;    /* every byte of the response is queued */
+    bool in_request;   /* a request is being read or answered */
+    bool head_timing;  /* the header timeout runs for the head being read */
     uint16_t inflight;
 
     /* bytes received and not yet consumed */
@@ -75,29 +75,29 @@ struct conn {
 
     /* the request being read */
     enum route route;
-    char *up_head;           /* head for the backend, built from the client's head */
+    char *up_head; /* head for the backend, built from the client's head */
     uint32_t up_head_len;
     uint32_t up_head_cap;
     char *body;
     uint64_t body_len;
     uint64_t body_cap;
-    uint64_t body_left;      /* Content-Length bytes still to read */
+    uint64_t body_left; /* Content-Length bytes still to read */
     bool body_chunked;
-    bool body_discard;       /* read and drop (request already answered) */
+    bool body_discard; /* read and drop (request already answered) */
     struct h1_chunked chunk;
-    int pending_err;         /* api_error to answer once the body is read, or -1 */
-    char *err_detail;        /* its message (heap, rare path) */
-    const char *allow;       /* Allow field for a 405 (static string) */
-    const char *tenant;      /* from auth (config string), NULL = not authorized */
-    uint64_t t_start_ns;     /* request head complete */
-    uint64_t deadline_ms;    /* current timer deadline, for the state */
+    int pending_err;      /* api_error to answer once the body is read, or -1 */
+    char *err_detail;     /* its message (heap, rare path) */
+    const char *allow;    /* Allow field for a 405 (static string) */
+    const char *tenant;   /* from auth (config string), NULL = not authorized */
+    uint64_t t_start_ns;  /* request head complete */
+    uint64_t deadline_ms; /* current timer deadline, for the state */
 
     struct outq out;
     struct stream *st;
     uint32_t nreq;
     char reqid[REQID_MAX + 1];
     uint8_t reqid_len;
-    uint16_t status;         /* status of the response being sent */
+    uint16_t status; /* status of the response being sent */
 };
 
 /* A new connection from the accept ring (fd = fixed index when <fixed>). */

@@ -25,7 +25,7 @@
 #include "dataplane/h1_parser.h" /* H1_ERR_BAD_CHUNK */
 
 #define H1_CHUNK_EXT_MAX 4096 /* bytes of chunk extensions on one size line */
-#define H1_TRAILER_MAX 8192   /* bytes of the whole trailer section */
+#define H1_TRAILER_MAX   8192 /* bytes of the whole trailer section */
 
 struct h1_chunked {
     uint64_t remaining; /* payload bytes left in the current chunk */

@@ -33,37 +33,37 @@ struct h1_limits {
 /* Errors, returned negated.  h1_err_status() gives the HTTP status to answer. */
 enum h1_err {
     H1_ERR_NONE = 0,
-    H1_ERR_SYNTAX,            /* 400 malformed start line or field */
-    H1_ERR_BARE_LF,           /* 400 a line ended by LF without CR (requests) */
-    H1_ERR_OBS_FOLD,          /* 400 a field line starting with SP/HTAB */
-    H1_ERR_SPACE_BEFORE_COLON,/* 400 "Name : value" */
-    H1_ERR_BAD_FIELD_NAME,    /* 400 not a token */
-    H1_ERR_BAD_FIELD_VALUE,   /* 400 NUL, CR, LF or other CTL in a value */
-    H1_ERR_BAD_TARGET,        /* 400 not origin-, absolute- or asterisk-form */
-    H1_ERR_BAD_METHOD,        /* 400 not a token */
-    H1_ERR_BAD_VERSION,       /* 505 not HTTP/1.0 or HTTP/1.1 */
-    H1_ERR_LINE_TOO_LONG,     /* 414 request line over max_request_line */
-    H1_ERR_HEAD_TOO_LARGE,    /* 431 head over max_header_bytes */
-    H1_ERR_TOO_MANY_HEADERS,  /* 431 more than max_headers fields */
-    H1_ERR_BAD_CONTENT_LENGTH,/* 400 not digits, overflow, or differing duplicates */
-    H1_ERR_BODY_TOO_LARGE,    /* 413 Content-Length over max_body */
-    H1_ERR_CL_AND_TE,         /* 400 both Content-Length and Transfer-Encoding */
-    H1_ERR_BAD_TE,            /* 400 chunked not last, chunked twice, or TE in HTTP/1.0 */
-    H1_ERR_TE_UNSUPPORTED,    /* 501 a transfer coding other than chunked */
-    H1_ERR_BAD_HOST,          /* 400 HTTP/1.1 without Host, or Host twice */
-    H1_ERR_BAD_STATUS,        /* 502 (responses) malformed status line */
-    H1_ERR_BAD_CHUNK,         /* 400 bad chunked framing (see h1_chunked.h) */
+    H1_ERR_SYNTAX,             /* 400 malformed start line or field */
+    H1_ERR_BARE_LF,            /* 400 a line ended by LF without CR (requests) */
+    H1_ERR_OBS_FOLD,           /* 400 a field line starting with SP/HTAB */
+    H1_ERR_SPACE_BEFORE_COLON, /* 400 "Name : value" */
+    H1_ERR_BAD_FIELD_NAME,     /* 400 not a token */
+    H1_ERR_BAD_FIELD_VALUE,    /* 400 NUL, CR, LF or other CTL in a value */
+    H1_ERR_BAD_TARGET,         /* 400 not origin-, absolute- or asterisk-form */
+    H1_ERR_BAD_METHOD,         /* 400 not a token */
+    H1_ERR_BAD_VERSION,        /* 505 not HTTP/1.0 or HTTP/1.1 */
+    H1_ERR_LINE_TOO_LONG,      /* 414 request line over max_request_line */
+    H1_ERR_HEAD_TOO_LARGE,     /* 431 head over max_header_bytes */
+    H1_ERR_TOO_MANY_HEADERS,   /* 431 more than max_headers fields */
+    H1_ERR_BAD_CONTENT_LENGTH, /* 400 not digits, overflow, or differing duplicates */
+    H1_ERR_BODY_TOO_LARGE,     /* 413 Content-Length over max_body */
+    H1_ERR_CL_AND_TE,          /* 400 both Content-Length and Transfer-Encoding */
+    H1_ERR_BAD_TE,             /* 400 chunked not last, chunked twice, or TE in HTTP/1.0 */
+    H1_ERR_TE_UNSUPPORTED,     /* 501 a transfer coding other than chunked */
+    H1_ERR_BAD_HOST,           /* 400 HTTP/1.1 without Host, or Host twice */
+    H1_ERR_BAD_STATUS,         /* 502 (responses) malformed status line */
+    H1_ERR_BAD_CHUNK,          /* 400 bad chunked framing (see h1_chunked.h) */
     H1_ERR__COUNT,
 };
 
 /* Flags of a parsed head. */
-#define H1_F_KEEP_ALIVE 0x01      /* connection may be reused after this message */
-#define H1_F_CHUNKED 0x02         /* body uses chunked transfer coding */
-#define H1_F_CONTENT_LENGTH 0x04  /* content_length is valid */
+#define H1_F_KEEP_ALIVE      0x01 /* connection may be reused after this message */
+#define H1_F_CHUNKED         0x02 /* body uses chunked transfer coding */
+#define H1_F_CONTENT_LENGTH  0x04 /* content_length is valid */
 #define H1_F_EXPECT_CONTINUE 0x08 /* request: Expect: 100-continue */
-#define H1_F_UPGRADE 0x10         /* Connection: upgrade with an Upgrade field */
+#define H1_F_UPGRADE         0x10 /* Connection: upgrade with an Upgrade field */
 #define H1_F_CLOSE_DELIMITED 0x20 /* response: body runs until the connection closes */
-#define H1_F_NO_BODY 0x40         /* response: 1xx/204/304 or answer to HEAD */
+#define H1_F_NO_BODY         0x40 /* response: 1xx/204/304 or answer to HEAD */
 
 struct h1_header {
     const char *name;
@@ -74,9 +74,9 @@ struct h1_header {
 
 struct h1_request {
     const char *method;
-    const char *target;  /* as sent */
-    const char *path;    /* target up to '?' (for absolute-form: the path part, "/" if none) */
-    const char *query;   /* after '?', without it; NULL when there is no '?' */
+    const char *target; /* as sent */
+    const char *path;   /* target up to '?' (for absolute-form: the path part, "/" if none) */
+    const char *query;  /* after '?', without it; NULL when there is no '?' */
     uint32_t method_len;
     uint32_t target_len;
     uint32_t path_len;

@@ -110,8 +110,7 @@ uint32_t outq_since(const struct outq *q, const struct bufpool *p, const struct 
     return n;
 }
 
-char *outq_extend_contig(struct outq *q, struct bufpool *p, struct outq_mark *m, size_t n,
-                         int *err)
+char *outq_extend_contig(struct outq *q, struct bufpool *p, struct outq_mark *m, size_t n, int *err)
 {
     uint32_t since = p->meta[m->slab].fill - m->off;
     if ((size_t)m->off + since + n <= p->slab_size)

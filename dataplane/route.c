@@ -116,9 +116,19 @@ out:
 static bool drop_field(const struct h1_header *h, const struct h1_header *conn_field)
 {
     static const char *const drop[] = {
-        "connection", "keep-alive",      "proxy-connection", "te",   "trailer",
-        "upgrade",    "transfer-encoding", "host",           "content-length",
-        "expect",     "accept-encoding",   "x-request-id",   "proxy-authorization",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "transfer-encoding",
+        "host",
+        "content-length",
+        "expect",
+        "accept-encoding",
+        "x-request-id",
+        "proxy-authorization",
     };
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
@@ -160,7 +170,8 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
         const struct h1_header *h = &req->headers[i];
         if (drop_field(h, conn_field))
             continue;
-        if (drop_authorization && h->name_len == 13 && strncasecmp(h->name, "authorization", 13) == 0)
+        if (drop_authorization && h->name_len == 13 &&
+            strncasecmp(h->name, "authorization", 13) == 0)
             continue;
         sbuf_put(&b, h->name, h->name_len);
         sbuf_puts(&b, ": ");

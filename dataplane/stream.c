@@ -117,8 +117,7 @@ void stream_on_timer(struct stream *st)
         }
         shm_add(&w->slot->c.slow_consumers, 1);
         log_info("stream %s: client read nothing for %u ms with %llu bytes queued: cut", st->id,
-                 cfg->slow_consumer_timeout_ms,
-                 (unsigned long long)outq_pending(&st->c->out));
+                 cfg->slow_consumer_timeout_ms, (unsigned long long)outq_pending(&st->c->out));
         client_abort(st->c); /* frees st */
         return;
     }

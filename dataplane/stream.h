@@ -54,28 +54,28 @@ struct stream {
     struct conn *c;
     struct upconn *up;
     struct backend_pool *pool;
-    uint8_t phase;     /* enum stream_phase */
-    uint8_t mode;      /* enum relay_mode */
-    bool is_completion; /* counted in streams_active, has TTFT */
+    uint8_t phase;       /* enum stream_phase */
+    uint8_t mode;        /* enum relay_mode */
+    bool is_completion;  /* counted in streams_active, has TTFT */
     bool head_committed; /* client saw the first byte */
-    bool chunked_out;   /* client body in chunked coding */
+    bool chunked_out;    /* client body in chunked coding */
     bool first_content;
     bool in_event;
-    bool done_seen;     /* data: [DONE] relayed */
-    bool paused;        /* upstream receive stopped: client too slow */
-    bool slab_paused;   /* upstream receive stopped: slab pool low */
-    bool retried;       /* request re-sent after a stale pooled connection */
-    bool up_finished;   /* backend response complete */
-    bool head_written;  /* response head in the outq (maybe uncommitted) */
-    bool reused_last;   /* the failed attempt used a pooled connection */
+    bool done_seen;      /* data: [DONE] relayed */
+    bool paused;         /* upstream receive stopped: client too slow */
+    bool slab_paused;    /* upstream receive stopped: slab pool low */
+    bool retried;        /* request re-sent after a stale pooled connection */
+    bool up_finished;    /* backend response complete */
+    bool head_written;   /* response head in the outq (maybe uncommitted) */
+    bool reused_last;    /* the failed attempt used a pooled connection */
     bool got_bytes_last; /* and got response bytes on it */
     char id[STREAM_ID_LEN + 1];
     uint64_t seq;
-    uint64_t t0_ns;       /* request received */
-    uint64_t t_last_ns;   /* last content event */
+    uint64_t t0_ns;     /* request received */
+    uint64_t t_last_ns; /* last content event */
     uint64_t blocked_since_ms;
     uint32_t tokens;
-    uint16_t status;      /* status line sent to the client */
+    uint16_t status; /* status line sent to the client */
 
     /* the request for the backend: head + the client's body (not copied) */
     char *req_head;
@@ -88,9 +88,9 @@ struct stream {
     /* response framing towards the client */
     struct outq_mark head_mark; /* where the (uncommitted) response head starts */
     struct sse_framer fr;
-    struct outq_mark ev_mark;   /* event being assembled */
-    uint32_t ev_prefix;         /* chunk-size line + id line before its bytes */
-    char *big;                  /* an event larger than a slab, assembled here */
+    struct outq_mark ev_mark; /* event being assembled */
+    uint32_t ev_prefix;       /* chunk-size line + id line before its bytes */
+    char *big;                /* an event larger than a slab, assembled here */
     uint32_t big_len;
     uint32_t big_cap;
 
@@ -105,7 +105,7 @@ int stream_start(struct conn *c, bool is_completion, const char *model, char *he
                  uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len);
 
 /* Upstream side reports. */
-void stream_on_sent(struct stream *st);                     /* request fully sent */
+void stream_on_sent(struct stream *st); /* request fully sent */
 int stream_on_head(struct stream *st, const struct h1_response *r);
 /* Body bytes from the backend.  Returns 0, or <0 when the stream failed
  * (already reported to the client). */

@@ -18,15 +18,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TW_SLOTS 1024
+#define TW_SLOTS   1024
 #define TW_TICK_MS 8
 
 struct tw_entry {
     struct tw_entry *next;
     struct tw_entry **pprev; /* NULL when not linked */
     uint64_t expires_ms;
-    uint64_t linked_tick;    /* tick of the slot it sits in */
-    unsigned kind;           /* owner's tag, for dispatching a fired entry */
+    uint64_t linked_tick; /* tick of the slot it sits in */
+    unsigned kind;        /* owner's tag, for dispatching a fired entry */
 };
 
 struct timer_wheel {

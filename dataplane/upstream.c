@@ -213,7 +213,7 @@ void upstream_on_connect(struct upconn *u, struct io_uring_cqe *cqe)
     }
     if (cqe->res < 0) {
         int err = (cqe->res == -ECANCELED || cqe->res == -ETIME) ? API_ERR_CONNECT_TIMEOUT
-                                                                  : API_ERR_BACKEND_DOWN;
+                                                                 : API_ERR_BACKEND_DOWN;
         log_info("backend %s: connect: %s", u->pool->be->name,
                  err == API_ERR_CONNECT_TIMEOUT ? "timed out" : strerror(-cqe->res));
         fail(u, err);

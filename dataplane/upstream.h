@@ -35,9 +35,9 @@
 enum upconn_state {
     UC_CONNECTING = 0,
     UC_SENDING,
-    UC_HEAD,   /* request sent, waiting for the response head */
+    UC_HEAD, /* request sent, waiting for the response head */
     UC_BODY,
-    UC_IDLE,   /* in the pool */
+    UC_IDLE, /* in the pool */
     UC_CLOSED,
 };
 
@@ -59,25 +59,25 @@ struct stream;
 
 struct upconn {
     struct tw_entry timer;
-    struct list_node node; /* pool->idle */
+    struct list_node node;       /* pool->idle */
     struct list_node rearm_node; /* worker->up_rearm */
     struct worker *w;
     struct backend_pool *pool;
     struct stream *st;
     int fd;
-    uint8_t state;   /* enum upconn_state */
-    uint8_t bmode;   /* enum body_mode */
+    uint8_t state; /* enum upconn_state */
+    uint8_t bmode; /* enum body_mode */
     bool recv_armed;
-    bool reused;     /* this request went out on a pooled connection */
-    bool got_bytes;  /* some response bytes arrived for this request */
-    bool keepalive;  /* the response allows reuse */
+    bool reused;    /* this request went out on a pooled connection */
+    bool got_bytes; /* some response bytes arrived for this request */
+    bool keepalive; /* the response allows reuse */
     bool closing;
-    bool paused;     /* receive stopped on purpose (backpressure) */
-    bool resp_done;  /* the current response was read to its end */
+    bool paused;    /* receive stopped on purpose (backpressure) */
+    bool resp_done; /* the current response was read to its end */
     uint16_t inflight;
     uint64_t body_left;
     struct h1_chunked chunk;
-    char *hbuf;      /* a response head split across receives */
+    char *hbuf; /* a response head split across receives */
     uint32_t hlen;
     uint32_t hcap;
     struct iovec iov[2];

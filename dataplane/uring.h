@@ -20,12 +20,12 @@
 #include <stdint.h>
 
 struct uring_info {
-    bool defer_taskrun;  /* SINGLE_ISSUER | DEFER_TASKRUN */
-    bool coop_taskrun;   /* fallback when DEFER_TASKRUN is refused */
+    bool defer_taskrun; /* SINGLE_ISSUER | DEFER_TASKRUN */
+    bool coop_taskrun;  /* fallback when DEFER_TASKRUN is refused */
     bool ring_fd_registered;
     bool fixed_files;
-    bool bundle;         /* IORING_FEAT_RECVSEND_BUNDLE (6.10+) */
-    bool send_zc;        /* IORING_OP_SEND_ZC supported */
+    bool bundle;  /* IORING_FEAT_RECVSEND_BUNDLE (6.10+) */
+    bool send_zc; /* IORING_OP_SEND_ZC supported */
     unsigned sq_entries;
     unsigned cq_entries;
 };
@@ -41,7 +41,7 @@ struct io_uring_sqe *uring_sqe(struct io_uring *ring);
 struct uring_bufring {
     struct io_uring_buf_ring *br;
     char *bufs;
-    uint32_t nbufs;   /* power of two */
+    uint32_t nbufs; /* power of two */
     uint32_t buf_size;
     uint32_t mask;
     uint16_t bgid;

@@ -15,9 +15,9 @@
 #include "dataplane/upstream.h"
 #include "shared/log.h"
 
-#define RING_ENTRIES 4096
+#define RING_ENTRIES     4096
 #define LOOP_WAIT_MAX_MS 1000
-#define ACCEPT_RETRY_MS 100
+#define ACCEPT_RETRY_MS  100
 
 uint64_t worker_now_ns(void)
 {
@@ -300,7 +300,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     arm_signal(&w);
     log_info("ready: ring %s, fixed files %s, %u x %u B receive buffers, %u x %u B slabs, "
              "zero-copy sends %s",
-             w.uinfo.defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN"
+             w.uinfo.defer_taskrun  ? "SINGLE_ISSUER|DEFER_TASKRUN"
              : w.uinfo.coop_taskrun ? "COOP_TASKRUN"
                                     : "default",
              w.uinfo.fixed_files ? "on" : "off", cfg->recv_buffers, cfg->recv_buffer_size,

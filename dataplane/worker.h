@@ -65,8 +65,8 @@ struct backend_pool;
 
 struct worker {
     const struct config *cfg;
-    unsigned id;       /* worker number */
-    int slot_idx;      /* its slot in shared memory */
+    unsigned id;  /* worker number */
+    int slot_idx; /* its slot in shared memory */
     struct io_uring ring;
     struct uring_info uinfo;
     struct uring_bufring rx;
@@ -85,11 +85,11 @@ struct worker {
     uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed every loop turn */
 
     uint32_t nconns;
-    struct list_node conns;      /* every live client connection */
-    struct conn *dirty;          /* connections with bytes to flush this turn */
-    struct list_node rearm;      /* client receives to re-arm once buffers are back */
-    struct list_node up_rearm;   /* backend receives to re-arm likewise */
-    struct list_node slab_wait;  /* streams paused until slabs free up */
+    struct list_node conns;     /* every live client connection */
+    struct conn *dirty;         /* connections with bytes to flush this turn */
+    struct list_node rearm;     /* client receives to re-arm once buffers are back */
+    struct list_node up_rearm;  /* backend receives to re-arm likewise */
+    struct list_node slab_wait; /* streams paused until slabs free up */
 
     struct backend_pool *pools;
     unsigned npools;

@@ -25,13 +25,13 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define CONFIG_NAME_MAX 64      /* backend and tenant names, incl. NUL */
-#define CONFIG_HOST_MAX 256     /* backend host as written, incl. NUL */
-#define CONFIG_MAX_BACKENDS 64
-#define CONFIG_MAX_TENANTS 1024
-#define CONFIG_MAX_ERRORS 64
-#define CONFIG_ERROR_LEN 320
-#define CONFIG_MAX_WORKERS 256
+#define CONFIG_NAME_MAX        64  /* backend and tenant names, incl. NUL */
+#define CONFIG_HOST_MAX        256 /* backend host as written, incl. NUL */
+#define CONFIG_MAX_BACKENDS    64
+#define CONFIG_MAX_TENANTS     1024
+#define CONFIG_MAX_ERRORS      64
+#define CONFIG_ERROR_LEN       320
+#define CONFIG_MAX_WORKERS     256
 #define CONFIG_MAX_HEADERS_CAP 256 /* hard cap for [http] max_headers */
 
 /* A socket address as written ("0.0.0.0:8080", "[::1]:9090"), resolved. */
@@ -47,12 +47,12 @@ enum backend_kind {
 
 struct config_backend {
     char name[CONFIG_NAME_MAX];
-    char url[CONFIG_HOST_MAX + 32];   /* as written */
-    char host[CONFIG_HOST_MAX];       /* for the Host header */
+    char url[CONFIG_HOST_MAX + 32]; /* as written */
+    char host[CONFIG_HOST_MAX];     /* for the Host header */
     uint16_t port;
-    struct config_addr addr;          /* resolved at load time */
+    struct config_addr addr; /* resolved at load time */
     enum backend_kind kind;
-    unsigned line;                    /* where its section starts */
+    unsigned line; /* where its section starts */
 };
 
 struct config_tenant {
@@ -64,27 +64,27 @@ struct config_tenant {
 
 struct config {
     /* [server] */
-    struct config_addr listen;         /* 0.0.0.0:8080 */
-    struct config_addr tls_listen;     /* 0.0.0.0:8443, used only with cert+key */
-    char tls_cert[PATH_MAX];           /* "" = TLS off */
+    struct config_addr listen;     /* 0.0.0.0:8080 */
+    struct config_addr tls_listen; /* 0.0.0.0:8443, used only with cert+key */
+    char tls_cert[PATH_MAX];       /* "" = TLS off */
     char tls_key[PATH_MAX];
-    struct config_addr admin_listen;   /* 127.0.0.1:9090 */
-    char control_socket[108];          /* /run/sluice/control.sock */
-    char state_dir[PATH_MAX];          /* /var/lib/sluice */
-    unsigned workers;                  /* 0 = auto: one per online CPU */
-    uint32_t drain_timeout_ms;         /* 30 s */
-    uint32_t max_connections;          /* client connections per worker, 16384 */
-    int log_level;                     /* enum log_level, info */
+    struct config_addr admin_listen; /* 127.0.0.1:9090 */
+    char control_socket[108];        /* /run/sluice/control.sock */
+    char state_dir[PATH_MAX];        /* /var/lib/sluice */
+    unsigned workers;                /* 0 = auto: one per online CPU */
+    uint32_t drain_timeout_ms;       /* 30 s */
+    uint32_t max_connections;        /* client connections per worker, 16384 */
+    int log_level;                   /* enum log_level, info */
 
     /* [http] client side limits and timeouts */
-    uint32_t max_request_line;         /* 8 KiB */
-    uint32_t max_header_bytes;         /* 32 KiB, the whole head */
-    uint32_t max_headers;              /* 100 */
-    uint64_t max_body_size;            /* 4 MiB */
-    uint32_t header_timeout_ms;        /* 10 s to receive a whole head */
-    uint32_t body_timeout_ms;          /* 30 s between body bytes */
-    uint32_t keepalive_timeout_ms;     /* 75 s idle between requests */
-    uint32_t keepalive_requests;       /* 1000 requests per connection */
+    uint32_t max_request_line;     /* 8 KiB */
+    uint32_t max_header_bytes;     /* 32 KiB, the whole head */
+    uint32_t max_headers;          /* 100 */
+    uint64_t max_body_size;        /* 4 MiB */
+    uint32_t header_timeout_ms;    /* 10 s to receive a whole head */
+    uint32_t body_timeout_ms;      /* 30 s between body bytes */
+    uint32_t keepalive_timeout_ms; /* 75 s idle between requests */
+    uint32_t keepalive_requests;   /* 1000 requests per connection */
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */
@@ -99,14 +99,14 @@ struct config {
     uint32_t max_event_size;           /* 256 KiB, one SSE event; <= stream_buffer_max */
 
     /* [buffers] per worker */
-    uint32_t slab_size;                /* 16 KiB, power of two */
-    uint32_t slabs;                    /* 1024 registered slabs */
-    uint32_t recv_buffer_size;         /* 4 KiB, power of two */
-    uint32_t recv_buffers;             /* 1024, power of two */
-    uint32_t send_zc_threshold;        /* 0 = never use SEND_ZC */
+    uint32_t slab_size;         /* 16 KiB, power of two */
+    uint32_t slabs;             /* 1024 registered slabs */
+    uint32_t recv_buffer_size;  /* 4 KiB, power of two */
+    uint32_t recv_buffers;      /* 1024, power of two */
+    uint32_t send_zc_threshold; /* 0 = never use SEND_ZC */
 
     /* [backend NAME] */
-    struct config_backend *backends;   /* when the file has none: one default */
+    struct config_backend *backends; /* when the file has none: one default */
     unsigned n_backends;
 
     /* [auth] and [tenant NAME] */
@@ -114,12 +114,12 @@ struct config {
     struct config_tenant *tenants;
     unsigned n_tenants;
 
-    char path[PATH_MAX];               /* file it came from, "" for defaults */
+    char path[PATH_MAX]; /* file it came from, "" for defaults */
 };
 
 struct config_errors {
-    unsigned n;                        /* errors recorded */
-    unsigned dropped;                  /* beyond CONFIG_MAX_ERRORS */
+    unsigned n;       /* errors recorded */
+    unsigned dropped; /* beyond CONFIG_MAX_ERRORS */
     char msg[CONFIG_MAX_ERRORS][CONFIG_ERROR_LEN];
 };
 
@@ -133,16 +133,16 @@ enum config_type {
     CFG_BOOL,     /* true/false, yes/no, on/off, 1/0 */
     CFG_WORKERS,  /* auto or 1..CONFIG_MAX_WORKERS */
     CFG_LOGLEVEL,
-    CFG_ENUM,     /* one of enum_values */
-    CFG_HEX256,   /* 64 hex digits */
+    CFG_ENUM,   /* one of enum_values */
+    CFG_HEX256, /* 64 hex digits */
 };
 
 struct config_key {
-    const char *section;     /* "server", or "backend NAME" written as "backend *" */
+    const char *section; /* "server", or "backend NAME" written as "backend *" */
     const char *name;
     enum config_type type;
-    const char *def;         /* default as a user would write it; "" = empty */
-    const char *help;        /* one line for README and --help-config */
+    const char *def;  /* default as a user would write it; "" = empty */
+    const char *help; /* one line for README and --help-config */
 };
 
 /* The schema, terminated by an entry with section == NULL. */

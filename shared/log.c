@@ -77,8 +77,8 @@ static int take_token(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double dt = (double)(now.tv_sec - g_log.last.tv_sec) +
-                (double)(now.tv_nsec - g_log.last.tv_nsec) / 1e9;
+    double dt =
+        (double)(now.tv_sec - g_log.last.tv_sec) + (double)(now.tv_nsec - g_log.last.tv_nsec) / 1e9;
     g_log.last = now;
     g_log.tokens += dt * LOG_RATE;
     if (g_log.tokens > LOG_BURST)
@@ -110,8 +110,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
         snprintf(who, sizeof who, "%s %d/%d", g_log.role, g_log.id, g_log.pid);
     else
         snprintf(who, sizeof who, "%s/%d", g_log.role, g_log.pid ? g_log.pid : (int)getpid());
-    n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ sluice[%s] %s: ", ts.tv_nsec / 1000000,
-                  who, log_level_name(level));
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  ".%03ldZ sluice[%s] %s: ", ts.tv_nsec / 1000000, who, log_level_name(level));
     if (g_log.suppressed && n < (int)sizeof line) {
         n += snprintf(line + n, sizeof line - (size_t)n, "(%llu lines suppressed) ",
                       (unsigned long long)g_log.suppressed);

@@ -26,7 +26,7 @@ enum log_level {
 };
 
 #define LOG_BURST 200
-#define LOG_RATE 50
+#define LOG_RATE  50
 
 /* <role> is "supervisor", "worker", "control"; <id> is the worker slot or -1. */
 void log_init(const char *role, int id, enum log_level level);
@@ -42,8 +42,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 uint64_t log_dropped(void);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...)                                                                             \
     do {                                                                                           \
         if (log_get_level() >= LOG_DEBUG)                                                          \

@@ -10,16 +10,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sluice [--config FILE]\n"
-            "       sluice --check-config FILE\n"
-            "       sluice --help-config [--markdown]\n"
-            "       sluice --version | --help\n"
-            "\n"
-            "An edge proxy for LLM token streams.  Without --config every key has its\n"
-            "default (see --help-config): clients on 0.0.0.0:8080, admin on\n"
-            "127.0.0.1:9090, one backend at http://127.0.0.1:8000.\n"
-            "Signals: SIGHUP reloads the config file, SIGTERM/SIGINT drain and stop.\n");
+    fprintf(out, "usage: sluice [--config FILE]\n"
+                 "       sluice --check-config FILE\n"
+                 "       sluice --help-config [--markdown]\n"
+                 "       sluice --version | --help\n"
+                 "\n"
+                 "An edge proxy for LLM token streams.  Without --config every key has its\n"
+                 "default (see --help-config): clients on 0.0.0.0:8080, admin on\n"
+                 "127.0.0.1:9090, one backend at http://127.0.0.1:8000.\n"
+                 "Signals: SIGHUP reloads the config file, SIGTERM/SIGINT drain and stop.\n");
 }
 
 static int check_config(const char *path)
@@ -97,8 +96,7 @@ int main(int argc, char **argv)
     int ret = config_path ? config_load(&cfg, config_path, &errs) : config_defaults(&cfg);
     if (ret < 0) {
         config_errors_print(&errs, stderr);
-        fprintf(stderr, "sluice: not starting: %u configuration error(s)\n",
-                errs.n + errs.dropped);
+        fprintf(stderr, "sluice: not starting: %u configuration error(s)\n", errs.n + errs.dropped);
         return 1;
     }
     return supervisor_run(&cfg, config_path);

@@ -20,13 +20,13 @@
 #include "shared/net.h"
 #include "shared/shm.h"
 
-#define NSLOTS (2 * CONFIG_MAX_WORKERS + 8)
-#define MAX_CHILDREN NSLOTS
-#define CONTROL_IDX CONFIG_MAX_WORKERS /* restart bookkeeping index of the control plane */
+#define NSLOTS         (2 * CONFIG_MAX_WORKERS + 8)
+#define MAX_CHILDREN   NSLOTS
+#define CONTROL_IDX    CONFIG_MAX_WORKERS /* restart bookkeeping index of the control plane */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
-#define STABLE_MS 30000       /* a child that lived this long resets its backoff */
-#define WATCHDOG_MS 30000     /* a worker silent this long is killed */
+#define STABLE_MS      30000 /* a child that lived this long resets its backoff */
+#define WATCHDOG_MS    30000 /* a worker silent this long is killed */
 #define LISTEN_BACKLOG 4096
 
 /* One configuration and the sockets it listens on.  A reload makes a new
@@ -381,13 +381,13 @@ static void watchdog(struct supervisor *s, uint64_t now)
         struct child *c = &s->children[i];
         if (!c->pid || c->idx == CONTROL_IDX)
             continue;
-        uint64_t hb = atomic_load_explicit(&s->shm.seg->hdr[c->slot].heartbeat_ms,
-                                           memory_order_relaxed);
+        uint64_t hb =
+            atomic_load_explicit(&s->shm.seg->hdr[c->slot].heartbeat_ms, memory_order_relaxed);
         uint64_t since = hb ? hb : c->started_ms;
         if (now > since + WATCHDOG_MS) {
             char name[64];
-            log_error("%s made no progress for %llu ms: killing it", child_name(c, name, sizeof name),
-                      (unsigned long long)(now - since));
+            log_error("%s made no progress for %llu ms: killing it",
+                      child_name(c, name, sizeof name), (unsigned long long)(now - since));
             kill(c->pid, SIGKILL);
         }
     }
