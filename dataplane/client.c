@@ -13,9 +13,11 @@
 #include "shared/log.h"
 
 #define LINGER_MS    3000
+#define URING_SOCKET_OP_SETSOCKOPT 3 /* SOCKET_URING_OP_SETSOCKOPT, Linux 6.7 */
 #define PIPELINE_MAX (64 * 1024) /* bytes buffered ahead of the current request */
 
 static void close_now(struct conn *c);
+static void close_conn(struct conn *c, bool rst);
 static void consume_input(struct conn *c);
 static void finish_request(struct conn *c);
 
@@ -742,7 +744,7 @@ void client_on_timer(struct conn *c)
 
 /* ---- closing ------------------------------------------------------------ */
 
-static void close_now(struct conn *c)
+static void close_conn(struct conn *c, bool rst)
 {
     struct worker *w = c->w;
     if (c->state == CS_CLOSED)
@@ -758,10 +760,31 @@ static void close_now(struct conn *c)
     if (list_linked(&c->rearm_node))
         list_del(&c->rearm_node);
     shm_gauge_add(&w->slot->g.connections, -1);
+    worker_sqe_reserve(w, 3);
+    struct io_uring_sqe *sqe;
+    if (rst) {
+        /* SO_LINGER {1, 0}: the close resets the connection and drops the
+         * bytes the client never read, instead of the kernel holding them
+         * for minutes against a closed window (nginx's
+         * reset_timedout_connection).  setsockopt on a fixed file goes
+         * through IORING_OP_URING_CMD (Linux 6.7+); liburing 2.3 has no
+         * helper, so the SQE is filled by hand.  On older kernels it fails
+         * and the hard link closes normally. */
+        static const struct linger rst_linger = {.l_onoff = 1, .l_linger = 0};
+        sqe = worker_sqe(w);
+        io_uring_prep_rw(IORING_OP_URING_CMD, sqe, c->fd, NULL, 0, 0);
+        sqe->cmd_op = URING_SOCKET_OP_SETSOCKOPT;
+        sqe->addr = (uint64_t)SOL_SOCKET | ((uint64_t)SO_LINGER << 32); /* level, optname */
+        sqe->file_index = sizeof rst_linger;                             /* optlen */
+        sqe->addr3 = (uint64_t)(uintptr_t)&rst_linger;                   /* optval */
+        if (c->fixed)
+            sqe->flags |= IOSQE_FIXED_FILE;
+        sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
+    }
     /* Cancel whatever is in flight on the socket, then close it; the
      * hard link runs the close even when there was nothing to cancel. */
-    worker_sqe_reserve(w, 2);
-    struct io_uring_sqe *sqe = worker_sqe(w);
+    sqe = worker_sqe(w);
     io_uring_prep_cancel_fd(
         sqe, c->fd, IORING_ASYNC_CANCEL_ALL | (c->fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
     sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
@@ -775,9 +798,19 @@ static void close_now(struct conn *c)
     c->inflight++;
 }
 
+static void close_now(struct conn *c)
+{
+    close_conn(c, false);
+}
+
 void client_abort(struct conn *c)
 {
     close_now(c);
+}
+
+void client_abort_reset(struct conn *c)
+{
+    close_conn(c, true);
 }
 
 void client_on_close(struct conn *c, struct io_uring_cqe *cqe)

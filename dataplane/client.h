@@ -121,6 +121,8 @@ void client_stream_done(struct conn *c);
 
 /* Called by the stream when the client must go: closes at once. */
 void client_abort(struct conn *c);
+/* The same, with a TCP reset that discards what the client has not read. */
+void client_abort_reset(struct conn *c);
 
 /* "OK", "Not Found"... for a status line. */
 const char *client_reason(int status);

@@ -118,7 +118,7 @@ void stream_on_timer(struct stream *st)
         shm_add(&w->slot->c.slow_consumers, 1);
         log_info("stream %s: client read nothing for %u ms with %llu bytes queued: cut", st->id,
                  cfg->slow_consumer_timeout_ms, (unsigned long long)outq_pending(&st->c->out));
-        client_abort(st->c); /* frees st */
+        client_abort_reset(st->c); /* frees st */
         return;
     }
     if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM)) {
@@ -274,8 +274,14 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     struct worker *w = W(st);
     struct conn *c = st->c;
     st->phase = SP_RELAY;
+    /* No retry past this point: the request is no longer needed, and a
+     * long stream should not hold its prompt for its whole life. */
     free(st->req_head);
     st->req_head = NULL;
+    st->req_body = NULL;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
     st->status = r->status;
     st->t_last_ns = worker_now_ns();
 

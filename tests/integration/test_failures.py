@@ -85,6 +85,12 @@ class SlowConsumerTest(SluiceTest):
         self.assertEqual(after["sluice_upstream_cancellations_total"],
                          before["sluice_upstream_cancellations_total"] + 1)
         wait_for(lambda: self.sim.stats()["aborted"] == aborted + 1, 5, "backend aborted")
+        # cut with a reset: the bytes it never read are dropped at once, not
+        # held by the kernel against a closed window
+        s.settimeout(10)
+        with self.assertRaises(ConnectionResetError):
+            while s.recv(1 << 16):
+                pass
         s.close()
 
     def test_fast_reader_of_a_big_stream_is_not_cut(self):
