@@ -12,9 +12,13 @@
 #include "dataplane/stream.h"
 #include "shared/log.h"
 
-#define LINGER_MS    3000
-#define URING_SOCKET_OP_SETSOCKOPT 3 /* SOCKET_URING_OP_SETSOCKOPT, Linux 6.7 */
-#define PIPELINE_MAX (64 * 1024) /* bytes buffered ahead of the current request */
+#define LINGER_MS 3000
+/* liburing 2.3 predates these (Linux 6.2) */
+#define SEND_ZC_REPORT_USAGE       (1U << 3)  /* IORING_SEND_ZC_REPORT_USAGE */
+#define NOTIF_USAGE_ZC_COPIED      (1U << 31) /* IORING_NOTIF_USAGE_ZC_COPIED */
+#define ZC_COPIED_GIVE_UP          64
+#define URING_SOCKET_OP_SETSOCKOPT 3           /* SOCKET_URING_OP_SETSOCKOPT, Linux 6.7 */
+#define PIPELINE_MAX               (64 * 1024) /* bytes buffered ahead of the current request */
 
 static void close_now(struct conn *c);
 static void close_conn(struct conn *c, bool rst);
@@ -131,7 +135,7 @@ void client_flush(struct conn *c)
     }
     struct io_uring_sqe *sqe = worker_sqe(w);
     if (w->zc_threshold && len >= w->zc_threshold && w->slabs.registered && slab < 0xffff) {
-        io_uring_prep_send_zc_fixed(sqe, c->fd, ptr, len, MSG_NOSIGNAL, 0, 0);
+        io_uring_prep_send_zc_fixed(sqe, c->fd, ptr, len, MSG_NOSIGNAL, SEND_ZC_REPORT_USAGE, 0);
         /* The notification CQE names the slab it releases. */
         io_uring_sqe_set_data64(sqe, ud_make(c, OP_CSEND_ZC) | ((uint64_t)slab << 48));
         w->slabs.meta[slab].refs++;
@@ -228,6 +232,18 @@ void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc)
     if (zc) {
         uint32_t slab = (uint32_t)(cqe->user_data >> 48);
         if (cqe->flags & IORING_CQE_F_NOTIF) {
+            /* The kernel says whether it copied after all (loopback, veth,
+             * some NICs): then zero-copy only costs more (perf/results/
+             * sendpath-*), so after a run of copies the worker stops using it. */
+            if (cqe->res & NOTIF_USAGE_ZC_COPIED) {
+                if (++w->zc_copied_run == ZC_COPIED_GIVE_UP && w->zc_threshold) {
+                    log_warn("zero-copy sends are copied by the kernel on this path: "
+                             "using plain sends");
+                    w->zc_threshold = 0;
+                }
+            } else {
+                w->zc_copied_run = 0;
+            }
             bufpool_unref(&w->slabs, slab);
             c->inflight--;
             client_maybe_free(c);
@@ -775,8 +791,8 @@ static void close_conn(struct conn *c, bool rst)
         io_uring_prep_rw(IORING_OP_URING_CMD, sqe, c->fd, NULL, 0, 0);
         sqe->cmd_op = URING_SOCKET_OP_SETSOCKOPT;
         sqe->addr = (uint64_t)SOL_SOCKET | ((uint64_t)SO_LINGER << 32); /* level, optname */
-        sqe->file_index = sizeof rst_linger;                             /* optlen */
-        sqe->addr3 = (uint64_t)(uintptr_t)&rst_linger;                   /* optval */
+        sqe->file_index = sizeof rst_linger;                            /* optlen */
+        sqe->addr3 = (uint64_t)(uintptr_t)&rst_linger;                  /* optval */
         if (c->fixed)
             sqe->flags |= IOSQE_FIXED_FILE;
         sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;

@@ -103,6 +103,7 @@ struct worker {
 
     struct h1_header *hdrs; /* scratch header array, cfg->max_headers */
     uint32_t zc_threshold;  /* 0 = plain sends only */
+    uint32_t zc_copied_run; /* consecutive zero-copy sends the kernel copied anyway */
 };
 
 /* Runs a worker until it has drained.  Never returns; exits the process. */

@@ -153,3 +153,21 @@ class RelayTest(SluiceTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ZeroCopyTest(SluiceTest):
+    """send_zc_threshold > 0: large sends go out with SEND_ZC from the
+    registered slabs; on loopback the kernel copies anyway, says so in the
+    notification, and the worker falls back to plain sends."""
+
+    sim_args = ("--ttft-ms", "5", "--itl-ms", "0", "--tokens", "3000")
+    sluice_conf = {"buffers": {"send_zc_threshold": "4k"}}
+    workers = 1
+
+    def test_zero_copy_path_relays_exactly(self):
+        for _ in range(3):
+            r = self.chat()
+            self.assertEqual(tokens_of(sse_events(r.body)), [" w%d" % i for i in range(3000)])
+        m = self.sluice.metrics()
+        self.assertGreater(m['sluice_sends_total{path="zerocopy"}'], 0)
+        self.assertIn("copied by the kernel", self.sluice.output())
