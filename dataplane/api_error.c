@@ -1,6 +1,7 @@
 /* api_error — see api_error.h. */
 #include "dataplane/api_error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,14 +80,48 @@ int api_error_retry_after(enum api_error e)
     return defs[e].retry_after;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..len), or 0 if it is not one
+ * (overlong forms, surrogates and code points over U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
 size_t api_json_escape(char *buf, size_t cap, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
     size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        char esc[8];
         size_t n;
+        size_t used = 1;
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -95,21 +130,28 @@ size_t api_json_escape(char *buf, size_t cap, const char *s, size_t len)
             memcpy(esc, "\\n", 2);
             n = 2;
         } else if (c < 0x20 || c == 0x7f) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
+            memcpy(esc, "\\u00", 4);
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
             n = 6;
-        } else {
+        } else if (c < 0x80) {
             esc[0] = (char)c;
             n = 1;
+        } else if ((used = utf8_seq(u + i, len - i)) != 0) {
+            /* a whole character or nothing: never split one */
+            memcpy(esc, u + i, used);
+            n = used;
+        } else {
+            /* not UTF-8 (e.g. client bytes quoted in a parser message) */
+            memcpy(esc, "\\ufffd", 6);
+            n = 6;
+            used = 1;
         }
         if (o + n >= cap)
             break;
         memcpy(buf + o, esc, n);
         o += n;
+        i += used;
     }
     if (cap)
         buf[o < cap ? o : cap - 1] = '\0';

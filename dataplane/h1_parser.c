@@ -719,9 +719,8 @@ const struct h1_header *h1_header_find(const struct h1_header *h, uint32_t n, co
     return NULL;
 }
 
-bool h1_list_has_token(const char *value, size_t len, const char *token)
+bool h1_list_has_tokenn(const char *value, size_t len, const char *token, size_t tlen)
 {
-    size_t tlen = strlen(token);
     if (tlen == 0 || len == 0)
         return false;
     struct list_it it = {(const uint8_t *)value, (const uint8_t *)value + len, false};
@@ -736,5 +735,19 @@ bool h1_list_has_token(const char *value, size_t len, const char *token)
         if (k == tlen)
             return true;
     }
+    return false;
+}
+
+bool h1_list_has_token(const char *value, size_t len, const char *token)
+{
+    return h1_list_has_tokenn(value, len, token, strlen(token));
+}
+
+bool h1_connection_names(const struct h1_header *h, uint32_t n, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (h[i].name_len == 10 && h1_list_has_tokenn(h[i].name, 10, "connection", 10) &&
+            h1_list_has_tokenn(h[i].value, h[i].value_len, name, len))
+            return true;
     return false;
 }

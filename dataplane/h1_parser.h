@@ -129,5 +129,11 @@ const struct h1_header *h1_header_find(const struct h1_header *h, uint32_t n, co
 
 /* Does a comma-separated field value contain <token> (case-insensitive)? */
 bool h1_list_has_token(const char *value, size_t len, const char *token);
+/* The same for a token of <tlen> bytes (not NUL-terminated). */
+bool h1_list_has_tokenn(const char *value, size_t len, const char *token, size_t tlen);
+
+/* Does any Connection field among h[0..n) list <name> (RFC 9110 §7.6.1: the
+ * list may span several field lines)? */
+bool h1_connection_names(const struct h1_header *h, uint32_t n, const char *name, size_t len);
 
 #endif

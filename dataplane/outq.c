@@ -36,8 +36,8 @@ static void settle(struct outq *q, struct bufpool *p)
     while (q->head != SLAB_NONE && q->head_off == p->meta[q->head].fill) {
         uint32_t s = q->head;
         if (s == q->tail) {
-            if (q->written != q->sent)
-                return; /* the tail slab still has room being assembled into */
+            if (q->written != q->sent || q->marked)
+                return; /* the tail slab still has bytes or an open mark */
             bufpool_put(p, s);
             q->head = q->tail = SLAB_NONE;
             q->head_off = 0;
@@ -80,6 +80,7 @@ int outq_write(struct outq *q, struct bufpool *p, const void *data, size_t len)
 void outq_commit(struct outq *q)
 {
     q->committed = q->written;
+    q->marked = false;
 }
 
 int outq_mark(struct outq *q, struct bufpool *p, struct outq_mark *m)
@@ -92,6 +93,7 @@ int outq_mark(struct outq *q, struct bufpool *p, struct outq_mark *m)
     }
     m->slab = q->tail;
     m->off = p->meta[q->tail].fill;
+    q->marked = true;
     return 0;
 }
 
@@ -158,6 +160,7 @@ void outq_truncate(struct outq *q, struct bufpool *p, const struct outq_mark *m)
     q->written -= removed;
     if (q->committed > q->written)
         q->committed = q->written;
+    q->marked = false;
     settle(q, p);
 }
 

@@ -19,6 +19,7 @@
 #ifndef SLUICE_OUTQ_H
 #define SLUICE_OUTQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ struct outq {
     uint64_t written;   /* bytes ever written (positions in the stream) */
     uint64_t committed; /* of which committed */
     uint64_t sent;      /* of which taken by the kernel */
+    bool marked;        /* a mark is open: keep the tail slab it points into */
 };
 
 /* A position in the queue (for an event being assembled). */
@@ -48,7 +50,8 @@ int outq_write(struct outq *q, struct bufpool *p, const void *data, size_t len);
 /* Commits everything written so far. */
 void outq_commit(struct outq *q);
 
-/* Where the next written byte will go (starts a slab if needed).
+/* Where the next written byte will go (starts a slab if needed).  The mark
+ * stays valid across sends until the next commit or truncate.
  * 0 or -ENOBUFS. */
 int outq_mark(struct outq *q, struct bufpool *p, struct outq_mark *m);
 

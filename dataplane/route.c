@@ -113,7 +113,7 @@ out:
 }
 
 /* Fields never forwarded as the client sent them. */
-static bool drop_field(const struct h1_header *h, const struct h1_header *conn_field)
+static bool drop_field(const struct h1_request *req, const struct h1_header *h)
 {
     static const char *const drop[] = {
         "connection",
@@ -134,16 +134,7 @@ static bool drop_field(const struct h1_header *h, const struct h1_header *conn_f
         if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
             return true;
     /* Fields the client declared hop-by-hop by listing them in Connection. */
-    if (conn_field) {
-        char name[64];
-        if (h->name_len < sizeof name) {
-            memcpy(name, h->name, h->name_len);
-            name[h->name_len] = '\0';
-            if (h1_list_has_token(conn_field->value, conn_field->value_len, name))
-                return true;
-        }
-    }
-    return false;
+    return h1_connection_names(req->headers, req->n_headers, h->name, h->name_len);
 }
 
 #define HEAD_MAX (1u << 20)
@@ -165,10 +156,9 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
     if (be->port != 80)
         sbuf_printf(&b, ":%u", (unsigned)be->port);
     sbuf_puts(&b, "\r\n");
-    const struct h1_header *conn_field = h1_header_find(req->headers, req->n_headers, "connection");
     for (uint32_t i = 0; i < req->n_headers; i++) {
         const struct h1_header *h = &req->headers[i];
-        if (drop_field(h, conn_field))
+        if (drop_field(req, h))
             continue;
         if (drop_authorization && h->name_len == 13 &&
             strncasecmp(h->name, "authorization", 13) == 0)

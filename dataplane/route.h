@@ -42,8 +42,8 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
                      bool drop_authorization, const char *reqid, size_t reqid_len, char **out,
                      uint32_t *out_len, uint32_t *out_cap);
 
-/* Appends "Content-Length: N\r\n\r\n" (or just the final CRLF when the
- * method has no body and len is 0).  0 or -ENOMEM. */
+/* Appends "Content-Length: N\r\n\r\n" when <has_body>, else just the final
+ * CRLF.  0 or -ENOMEM. */
 int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len);
 
 /* Is <id> acceptable as an X-Request-Id to echo (1..REQID_MAX visible ASCII

@@ -245,7 +245,7 @@ void stream_on_client_gone(struct stream *st)
 
 /* ---- the response head ---------------------------------------------------- */
 
-static bool hop_by_hop(const struct h1_header *h, const struct h1_header *conn_field)
+static bool hop_by_hop(const struct h1_response *r, const struct h1_header *h)
 {
     static const char *const drop[] = {
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length",
@@ -254,14 +254,7 @@ static bool hop_by_hop(const struct h1_header *h, const struct h1_header *conn_f
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
             return true;
-    if (conn_field && h->name_len < 64) {
-        char name[64];
-        memcpy(name, h->name, h->name_len);
-        name[h->name_len] = '\0';
-        if (h1_list_has_token(conn_field->value, conn_field->value_len, name))
-            return true;
-    }
-    return false;
+    return h1_connection_names(r->headers, r->n_headers, h->name, h->name_len);
 }
 
 static int put(struct stream *st, const char *s, size_t n)
@@ -307,11 +300,10 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
         n = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\n", (unsigned)r->status,
                      client_reason(r->status));
     int err = put(st, line, (size_t)n);
-    const struct h1_header *conn_field = h1_header_find(r->headers, r->n_headers, "connection");
     bool has_cache_control = false;
     for (uint32_t i = 0; i < r->n_headers && !err; i++) {
         const struct h1_header *h = &r->headers[i];
-        if (hop_by_hop(h, conn_field))
+        if (hop_by_hop(r, h))
             continue;
         if (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0)
             has_cache_control = true;

@@ -19,9 +19,15 @@ static void unlink_entry(struct timer_wheel *w, struct tw_entry *e)
     w->count--;
 }
 
+/* The tick at which an entry may fire: rounded up, so never early. */
+static uint64_t due_tick(uint64_t ms)
+{
+    return (ms + TW_TICK_MS - 1) / TW_TICK_MS;
+}
+
 static void link_entry(struct timer_wheel *w, struct tw_entry *e)
 {
-    uint64_t t = e->expires_ms / TW_TICK_MS;
+    uint64_t t = due_tick(e->expires_ms);
     /* Anything already due goes in the next slot processed. */
     if (t < w->tick)
         t = w->tick;
@@ -40,7 +46,7 @@ void tw_set(struct timer_wheel *w, struct tw_entry *e, uint64_t expires_ms)
     if (tw_linked(e)) {
         /* Later deadline: leave it in place, it is moved when its slot comes
          * round.  Earlier: must relink to fire on time. */
-        if (expires_ms / TW_TICK_MS >= e->linked_tick) {
+        if (due_tick(expires_ms) >= e->linked_tick) {
             e->expires_ms = expires_ms;
             return;
         }
@@ -78,7 +84,7 @@ void tw_advance(struct timer_wheel *w, uint64_t now_ms, void (*fn)(struct tw_ent
         struct tw_entry *e;
         while ((e = list) != NULL) {
             unlink_entry(w, e);
-            if (e->expires_ms / TW_TICK_MS <= this_tick)
+            if (due_tick(e->expires_ms) <= this_tick)
                 fn(e, arg);
             else
                 link_entry(w, e);

@@ -104,17 +104,20 @@ static struct shm_ttft_label *label_find(struct shm_ttft_label *t, const char *t
     for (unsigned i = 0; i < SHM_TTFT_LABELS; i++) {
         struct shm_ttft_label *l = &t[i];
         if (!atomic_load_explicit(&l->used, memory_order_acquire)) {
-            /* The last entry is kept for the overflow label set. */
+            /* The last entry is kept for everything that did not fit: it
+             * is labelled "other" throughout, so no tenant's samples are
+             * exported under another's name. */
             if (i == SHM_TTFT_LABELS - 1)
-                model = "other";
+                tenant = backend = model = "other";
             snprintf(l->tenant, sizeof l->tenant, "%s", tenant);
             snprintf(l->backend, sizeof l->backend, "%s", backend);
             snprintf(l->model, sizeof l->model, "%s", model);
             atomic_store_explicit(&l->used, 1, memory_order_release);
             return l;
         }
-        if (strcmp(l->tenant, tenant) == 0 && strcmp(l->backend, backend) == 0 &&
-            (strcmp(l->model, model) == 0 || i == SHM_TTFT_LABELS - 1))
+        if (i == SHM_TTFT_LABELS - 1 ||
+            (strcmp(l->tenant, tenant) == 0 && strcmp(l->backend, backend) == 0 &&
+             strcmp(l->model, model) == 0))
             return l;
     }
     return &t[SHM_TTFT_LABELS - 1];
