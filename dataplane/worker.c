@@ -339,8 +339,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
         }
         unsigned head;
         unsigned count = 0;
-        io_uring_for_each_cqe(&w.ring, head, cqe)
-        {
+        io_uring_for_each_cqe (&w.ring, head, cqe) {
             dispatch(&w, cqe);
             count++;
         }

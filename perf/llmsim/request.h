@@ -1,0 +1,81 @@
+/*
+ * request — what an HTTP request asks llmsim for: the route, the per-request
+ * simulation overrides (X-Sim-* headers and sim_* query parameters, the query
+ * winning), and the fields of an OpenAI completion body (parsed with
+ * jansson).
+ *
+ * Works on a parsed head (dataplane/h1_parser.h) and a complete body; keeps
+ * no pointer into either after returning.  Errors come back as an HTTP
+ * status and a message in the caller's struct req_error, worded like vLLM's.
+ */
+#ifndef LLMSIM_REQUEST_H
+#define LLMSIM_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/h1_parser.h"
+#include "perf/llmsim/fault.h"
+
+enum req_route {
+    ROUTE_CHAT = 0,    /* POST /v1/chat/completions */
+    ROUTE_COMPLETIONS, /* POST /v1/completions */
+    ROUTE_MODELS,      /* GET /v1/models */
+    ROUTE_HEALTH,      /* GET /health */
+    ROUTE_METRICS,     /* GET /metrics */
+    ROUTE_STATS,       /* GET /stats */
+    ROUTE_NOT_FOUND,
+    ROUTE_BAD_METHOD, /* known path, wrong method */
+};
+
+static inline bool req_route_generates(enum req_route r)
+{
+    return r == ROUTE_CHAT || r == ROUTE_COMPLETIONS;
+}
+
+struct req_error {
+    int status;
+    char msg[768];
+    size_t msg_len;
+};
+
+/* Routes by method and path.  *head_only is set for HEAD on a GET route;
+ * *allow is the Allow header line for ROUTE_BAD_METHOD. */
+enum req_route req_route(const struct h1_request *r, bool *head_only, const char **allow);
+
+struct req_overrides {
+    bool has_tokens;
+    bool has_ttft;
+    bool has_itl;
+    bool has_fault;
+    uint32_t tokens;
+    uint64_t ttft_ns;
+    uint64_t itl_ns;
+    struct fault fault;
+};
+
+/* Reads X-Sim-* headers and sim_* query parameters.  0 or -EINVAL (err set). */
+int req_overrides(const struct h1_request *r, struct req_overrides *ov, struct req_error *err);
+
+/* The served model names, for matching "model". */
+struct req_models {
+    const char *const *names;
+    const uint32_t *lens;
+    uint32_t n;
+};
+
+struct req_gen {
+    bool stream;
+    bool include_usage;
+    uint32_t model;         /* index into the served models */
+    uint32_t prompt_tokens; /* >= 1 */
+    uint32_t max_tokens;    /* 0: not given */
+};
+
+/* Parses and validates a chat (<chat>) or completions body.  0, or -EINVAL
+ * with err set (400 invalid, 404 unknown model). */
+int req_parse_body(bool chat, const char *body, size_t len, const struct req_models *models,
+                   struct req_gen *g, struct req_error *err);
+
+#endif
