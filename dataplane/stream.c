@@ -11,6 +11,7 @@
 #include "dataplane/client.h"
 #include "dataplane/route.h"
 #include "dataplane/upstream.h"
+#include "shared/fmt.h"
 #include "shared/log.h"
 
 /* Every event goes out as its own HTTP chunk; the size line is written
@@ -424,8 +425,13 @@ static int begin_event(struct stream *st)
         memcpy(pre, "00000000\r\n", CHUNK_HDR_LEN);
         n = CHUNK_HDR_LEN;
     }
-    n += snprintf(pre + n, sizeof pre - (size_t)n, "id: %s:%llu\n", st->id,
-                  (unsigned long long)st->seq + 1);
+    memcpy(pre + n, "id: ", 4);
+    n += 4;
+    memcpy(pre + n, st->id, STREAM_ID_LEN);
+    n += STREAM_ID_LEN;
+    pre[n++] = ':';
+    n += (int)fmt_u64(pre + n, st->seq + 1);
+    pre[n++] = '\n';
     int err = outq_mark(q, &w->slabs, &st->ev_mark);
     char *dst = err ? NULL : outq_extend_contig(q, &w->slabs, &st->ev_mark, (size_t)n, &err);
     if (!dst) {
@@ -533,9 +539,7 @@ static int finish_event(struct stream *st)
     uint32_t trailer = st->chunked_out ? 2 : 0;
     unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
     if (st->chunked_out) {
-        char hex[CHUNK_HDR_LEN + 1];
-        snprintf(hex, sizeof hex, "%08x\r\n", total - CHUNK_HDR_LEN - trailer);
-        memcpy(base, hex, 8);
+        fmt_hex8(base, total - CHUNK_HDR_LEN - trailer);
     }
     st->seq++; /* comments too: every id on the wire is unique and increasing */
     if (st->big) {

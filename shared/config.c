@@ -117,7 +117,7 @@ X(S_HTTP, "http", "keepalive_requests", CFG_UINT, "1000", config, keepalive_requ
   "requests served on one connection before it is closed")                                         \
 X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
   0, "time allowed to connect to a backend")                                                       \
-X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "64", config, upstream_keepalive, 0, 0, 0,        \
+X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepalive, 0, 0, 0,        \
   "idle connections kept per backend per worker (0 = none)")                                       \
 X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_idle_timeout_ms,  \
   1, 0, 0, "how long an idle backend connection is kept")                                          \

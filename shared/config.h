@@ -88,7 +88,7 @@ struct config {
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */
-    uint32_t upstream_keepalive;       /* idle connections kept per backend per worker, 64 */
+    uint32_t upstream_keepalive;       /* idle connections kept per backend per worker, 1024 */
     uint32_t upstream_idle_timeout_ms; /* 60 s */
 
     /* [stream] token relay */

@@ -157,7 +157,7 @@ static void expect_default_values(const struct config *c)
     cr_assert_eq(c->keepalive_requests, 1000);
 
     cr_assert_eq(c->connect_timeout_ms, 3000);
-    cr_assert_eq(c->upstream_keepalive, 64);
+    cr_assert_eq(c->upstream_keepalive, 1024);
     cr_assert_eq(c->upstream_idle_timeout_ms, 60000);
 
     cr_assert_eq(c->first_token_timeout_ms, 60000);
