@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -63,7 +64,9 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
                 while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                     if (si.ssi_signo != SIGHUP) {
                         admin_close_all(&admin);
-                        _exit(0);
+                        close(ep);
+                        close(sfd);
+                        exit(0);
                     }
                 }
                 continue;

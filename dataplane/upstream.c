@@ -41,6 +41,7 @@ static void maybe_free(struct upconn *u)
 {
     if (!u->closing || u->inflight)
         return;
+    u->w->upconn_objs--;
     free(u->hbuf);
     free(u);
 }
@@ -187,6 +188,7 @@ int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream 
     st->up = u;
     pool->nconns++;
     w->nupconns++;
+    w->upconn_objs++;
     shm_gauge_add(&w->slot->g.upstream_conns, 1);
     shm_add(&w->slot->c.upstream_connects, 1);
     uint32_t ms = w->cfg->connect_timeout_ms;

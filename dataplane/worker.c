@@ -310,9 +310,14 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
         w.now_ms = worker_now_ns() / 1000000;
         tw_advance(&w.tw, w.now_ms, on_timer, &w);
         if (w.draining) {
-            if (w.nconns == 0)
-                break;
-            if (w.now_ms >= w.drain_deadline_ms) {
+            if (w.nconns == 0) {
+                /* Let the last closes complete so every object is freed
+                 * (and a leak checker sees a clean exit). */
+                upstream_pools_close(&w);
+                if (w.upconn_objs == 0 || w.now_ms >= w.drain_deadline_ms + 2000)
+                    break;
+            }
+            if (w.now_ms >= w.drain_deadline_ms && !w.cut) {
                 /* Time is up: whatever still streams is cut. */
                 struct list_node *n = w.conns.next;
                 while (n != &w.conns) {
@@ -320,7 +325,8 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
                     n = n->next;
                     client_abort(c);
                 }
-                w.drain_deadline_ms = UINT64_MAX;
+                w.drain_deadline_ms = w.now_ms;
+                w.cut = true;
             }
         } else if (!w.accept_armed && w.now_ms >= w.accept_retry_ms) {
             arm_accept(&w);
@@ -348,5 +354,10 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     log_info("drained; exiting");
     upstream_pools_close(&w);
     io_uring_submit(&w.ring);
-    _exit(0);
+    uring_bufring_destroy(&w.ring, &w.rx);
+    io_uring_queue_exit(&w.ring);
+    bufpool_destroy(&w.slabs);
+    free(w.pools);
+    free(w.hdrs);
+    exit(0);
 }

@@ -93,9 +93,11 @@ struct worker {
 
     struct backend_pool *pools;
     unsigned npools;
-    uint32_t nupconns;
+    uint32_t nupconns;    /* open backend connections */
+    uint32_t upconn_objs; /* allocated, including closed ones awaiting completions */
 
     bool draining;
+    bool cut; /* drain deadline passed: every connection was closed */
     uint64_t drain_deadline_ms;
 
     uint32_t stream_counter;
