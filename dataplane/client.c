@@ -22,6 +22,7 @@
 
 static void close_now(struct conn *c);
 static void close_conn(struct conn *c, bool rst);
+static void submit_close(struct conn *c);
 static void consume_input(struct conn *c);
 static void finish_request(struct conn *c);
 
@@ -83,7 +84,7 @@ static void arm_recv(struct conn *c)
 void client_accept(struct worker *w, int fd, bool fixed)
 {
     struct conn *c = NULL;
-    if (w->nconns < w->cfg->max_connections && !w->draining)
+    if (w->nconns < w->cfg->max_connections)
         c = calloc(1, sizeof *c);
     if (!c) {
         /* Over the limit (or out of memory): refuse by closing at once. */
@@ -199,6 +200,7 @@ static void begin_linger(struct conn *c)
         sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ud_make(c, OP_CSHUT));
     c->inflight++;
+    c->shut_busy = true;
     if (c->input_paused) {
         c->input_paused = false;
         client_rearm(c);
@@ -728,6 +730,9 @@ void client_on_shut(struct conn *c, struct io_uring_cqe *cqe)
 {
     (void)cqe;
     c->inflight--;
+    c->shut_busy = false;
+    if (c->close_deferred)
+        submit_close(c);
     client_maybe_free(c);
 }
 
@@ -776,9 +781,24 @@ static void close_conn(struct conn *c, bool rst)
     if (list_linked(&c->rearm_node))
         list_del(&c->rearm_node);
     shm_gauge_add(&w->slot->g.connections, -1);
+    c->rst = rst;
+    /* IORING_OP_SHUTDOWN runs in io-wq and resolves its fixed file there:
+     * closing the slot before it ran would let the next accepted
+     * connection take the slot and receive our shutdown. */
+    if (c->shut_busy) {
+        c->close_deferred = true;
+        return;
+    }
+    submit_close(c);
+}
+
+static void submit_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    c->close_deferred = false;
     worker_sqe_reserve(w, 3);
     struct io_uring_sqe *sqe;
-    if (rst) {
+    if (c->rst) {
         /* SO_LINGER {1, 0}: the close resets the connection and drops the
          * bytes the client never read, instead of the kernel holding them
          * for minutes against a closed window (nginx's
@@ -872,7 +892,10 @@ void client_drain(struct worker *w)
         struct conn *c = container_of(n, struct conn, node);
         n = n->next;
         c->keepalive = false;
-        if (c->state == CS_HEAD && !c->in_len)
+        /* Idle between requests: close.  A connection that has not sent its
+         * first request yet may be in flight from a client that just
+         * connected: it gets header_timeout to send it, and its answer. */
+        if (c->state == CS_HEAD && !c->in_len && c->nreq)
             close_now(c);
     }
 }

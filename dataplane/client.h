@@ -61,11 +61,14 @@ struct conn {
     bool close_after; /* close once the outq is empty */
     bool http10;      /* client spoke HTTP/1.0 */
     bool expect_continue;
-    bool input_paused; /* too much pipelined input: receive cancelled */
-    bool counted;      /* the current request was counted in requests_total */
-    bool resp_done;    /* every byte of the response is queued */
-    bool in_request;   /* a request is being read or answered */
-    bool head_timing;  /* the header timeout runs for the head being read */
+    bool input_paused;   /* too much pipelined input: receive cancelled */
+    bool counted;        /* the current request was counted in requests_total */
+    bool resp_done;      /* every byte of the response is queued */
+    bool in_request;     /* a request is being read or answered */
+    bool head_timing;    /* the header timeout runs for the head being read */
+    bool shut_busy;      /* a shutdown is in flight on the socket */
+    bool close_deferred; /* close once that shutdown completes */
+    bool rst;            /* close with a reset */
     uint16_t inflight;
 
     /* bytes received and not yet consumed */
@@ -130,7 +133,8 @@ const char *client_reason(int status);
 /* Frees a closed connection once nothing of it is in flight. */
 void client_maybe_free(struct conn *c);
 
-/* Closes idle keep-alive connections and stops reusing the others (drain). */
+/* Drain: closes connections idle between requests and stops reusing the
+ * others; one that has not sent its first request still gets it answered. */
 void client_drain(struct worker *w);
 
 /* Writes a complete local response (status line, headers, JSON body) into

@@ -81,6 +81,12 @@ static void start_drain(struct worker *w)
         io_uring_prep_cancel64(sqe, ud_make(NULL, OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     }
+    /* Our copy of the listening socket goes now: on shutdown the supervisor
+     * closes its own, so new connections are refused instead of queueing
+     * for nobody; on reload the new workers hold copies and take them. */
+    io_uring_submit(&w->ring);
+    close(w->listen_fd);
+    w->listen_fd = -1;
     log_info("draining: %u connections, %lld streams; deadline %u ms", w->nconns,
              (long long)atomic_load_explicit(&w->slot->g.streams_active, memory_order_relaxed),
              w->cfg->drain_timeout_ms);
@@ -343,6 +349,10 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
             log_error("io_uring_submit_and_wait: %s", strerror(-ret));
             _exit(1);
         }
+        /* The wait may have lasted up to a second: completions must see the
+         * time they arrived, not the time the loop went to sleep (a
+         * connection accepted now must not inherit an old deadline). */
+        w.now_ms = worker_now_ns() / 1000000;
         unsigned head;
         unsigned count = 0;
         io_uring_for_each_cqe (&w.ring, head, cqe) {

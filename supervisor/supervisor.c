@@ -373,6 +373,16 @@ static void begin_stop(struct supervisor *s, int sig)
     log_info("%s: draining %u workers (up to %u ms)", strsignal(sig), count_children(s, true),
              drain);
     signal_children(s, NULL, true, false, SIGTERM);
+    /* Close our copies of the client listeners: once the workers close
+     * theirs, new connections are refused rather than left queueing. */
+    for (unsigned i = 0; i < s->ngens; i++) {
+        struct gen *g = s->gens[i];
+        for (unsigned k = 0; k < g->nworkers; k++) {
+            if (g->listen_fds[k] >= 0)
+                close(g->listen_fds[k]);
+            g->listen_fds[k] = -1;
+        }
+    }
 }
 
 static void watchdog(struct supervisor *s, uint64_t now)

@@ -288,7 +288,8 @@ class ErrorsTest(ErrorAsserts, SluiceTest):
         self.check_counters()
 
     def test_405_with_allow(self):
-        cases = [("GET", CHAT, "POST"), ("PUT", CHAT, "POST"), ("DELETE", "/v1/completions", "POST"),
+        cases = [("GET", CHAT, "POST"), ("PUT", CHAT, "POST"),
+                 ("DELETE", "/v1/completions", "POST"),
                  ("GET", "/v1/completions", "POST"), ("POST", "/v1/models", "GET"),
                  ("DELETE", "/v1/models", "GET"), ("POST", "/healthz", "GET")]
         for method, path, allow in cases:
@@ -313,7 +314,8 @@ class ErrorsTest(ErrorAsserts, SluiceTest):
         self.send_bad(post_head(extra=b"Content-Length: %d\r\n\r\n" % len(body)) + body, 413,
                       "body_too_large")
         # far over, and with Expect: no 100 Continue first
-        self.send_bad(post_head(extra=b"Content-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n"),
+        self.send_bad(post_head(extra=b"Content-Length: 1000000000\r\n"
+                                      b"Expect: 100-continue\r\n\r\n"),
                       413, "body_too_large")
         self.check_counters()
 
@@ -548,8 +550,8 @@ class ErrorsTest(ErrorAsserts, SluiceTest):
     def test_smuggled_request_in_body_is_not_answered(self):
         # CL.TE and TE.CL: whichever way the body is read, sluice refuses both
         # framings and the hidden request never gets an answer.
-        hidden = b"POST " + CHAT.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
-            len(GOOD_BODY), GOOD_BODY.encode())
+        hidden = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                  % len(GOOD_BODY) + GOOD_BODY.encode())
         data = post_head(extra=b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
                          % (5 + len(hidden))) + hidden
         self.send_bad(data, 400, "bad_request")
@@ -595,6 +597,51 @@ class ErrorsTest(ErrorAsserts, SluiceTest):
         self.assertEqual(self.codes_delta(), {})
         for _ in range(4):
             self.good_new()
+        self.check_counters()
+
+    def test_closed_error_connections_do_not_touch_new_ones(self):
+        """A client that reads its error response and closes at once, while
+        new connections keep arriving: the graceful close of the old
+        connection (shutdown of the write side, client.c begin_linger) must
+        never reach a new connection, which gets its whole response."""
+        bad = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Foo : bar\r\n\r\n"
+        failures = []
+        done = []
+
+        def loop():
+            for i in range(1000):
+                conns = []
+                try:
+                    a = Conn(self.sluice.port)
+                    conns.append(a)
+                    a.send(bad)
+                    r = a.read_response()
+                    a.close()
+                    if r.status != 400:
+                        failures.append("bad request got %d" % r.status)
+                    b = Conn(self.sluice.port)
+                    conns.append(b)
+                    b.send(build_request("GET", "/healthz", headers={"X-Request-Id": "n%d" % i}))
+                    r = b.read_response()
+                    if r.status != 200 or r.header("x-request-id") != "n%d" % i:
+                        failures.append("good request got %d %r" % (r.status, r.headers))
+                    done.append(1)
+                except (EOFError, ConnectionResetError, BrokenPipeError) as e:
+                    failures.append("iteration %d (%s connection): %r"
+                                    % (i, "new" if len(conns) == 2 else "error", e))
+                    return
+                finally:
+                    for x in conns:
+                        x.close()
+        threads = [threading.Thread(target=loop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+            self.assertFalse(t.is_alive(), "client hung")
+        self.assertEqual(failures, [])
+        self.count(400, len(done))
+        self.count(200, len(done))
         self.check_counters()
 
     def test_parallel_bad_and_good(self):
@@ -728,6 +775,36 @@ class TimeoutTest(ErrorAsserts, SluiceTest):
         self.check_counters()
 
 
+class ShortHeaderTimeoutTest(ErrorAsserts, SluiceTest):
+    """header_timeout is the time allowed to receive a whole head, counted
+    from the connection's start: a client that sends its complete request at
+    once must be served however short the timeout (within reason)."""
+    sluice_conf = {"http": {"header_timeout": "250ms"}}
+    workers = 1
+
+    def test_request_sent_at_once_is_answered(self):
+        failures = []
+        for i in range(8):
+            # Let the worker sit idle between connections (an idle worker
+            # waits for completions up to a second at a time), so that the
+            # connection arrives in the middle of such a wait.
+            time.sleep(1.6)
+            c = Conn(self.sluice.port)
+            try:
+                c.send(build_request("POST", CHAT, chat_body(), {"X-Sim-Tokens": "2"}))
+                r = c.read_response()
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(tokens_of(sse_events(r.body)), [" w0", " w1"])
+                self.count(200)
+                self.expect_backend += 1
+            except (EOFError, ConnectionResetError) as e:
+                failures.append("connection %d: %r before any response byte" % (i, e))
+            finally:
+                c.close()
+        self.assertEqual(failures, [], "complete requests dropped as if idle")
+        self.check_counters()
+
+
 class BackendDownTest(ErrorAsserts, SluiceTest):
     """The only backend is a port that refuses connections."""
 
@@ -759,7 +836,8 @@ class BackendDownTest(ErrorAsserts, SluiceTest):
                 c = Conn(self.sluice.port)
                 try:
                     for i in range(2):  # well framed: the connection stays
-                        r = c.request("POST", CHAT, chat_body(stream), {"X-Request-Id": "down-%d" % i})
+                        r = c.request("POST", CHAT, chat_body(stream),
+                                      {"X-Request-Id": "down-%d" % i})
                         self.assert_error(r, 502, "backend_unavailable", SERVER, "down-%d" % i)
                         self.check_502(r)
                         self.count(502)
