@@ -1,4 +1,5 @@
 /* admin — see admin.h. */
+#include "shared/clock.h"
 #include "controlplane/admin.h"
 
 #include <errno.h>
@@ -31,13 +32,6 @@ struct admin_conn {
     uint64_t last_ms;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int admin_init(struct admin *a, int ep, int listen_fd, const struct config *cfg,
                const struct shm *shm, unsigned nworkers)
 {
@@ -47,7 +41,7 @@ int admin_init(struct admin *a, int ep, int listen_fd, const struct config *cfg,
     a->cfg = cfg;
     a->shm = shm;
     a->nworkers = nworkers;
-    a->started_ms = mono_ms();
+    a->started_ms = clock_mono_ms();
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
         return -errno;
@@ -76,7 +70,7 @@ static void respond(struct admin_conn *c, int status, const char *reason, const 
 static void status_json(struct admin *a, const struct metrics_snapshot *s, struct sbuf *b)
 {
     const struct shm_segment *seg = a->shm->seg;
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
     uint64_t requests = 0;
     for (unsigned i = 0; i < SHM_N_CODES; i++)
         requests += s->requests[i];
@@ -207,7 +201,7 @@ static void on_readable(struct admin *a, struct admin_conn *c)
             break;
         c->in_len += (size_t)n;
     }
-    c->last_ms = mono_ms();
+    c->last_ms = clock_mono_ms();
     /* Answer every complete request in the buffer, in order. */
     for (;;) {
         struct h1_header hdrs[ADMIN_MAX_HEADERS];
@@ -261,7 +255,7 @@ static void on_accept(struct admin *a)
         }
         c->fd = fd;
         c->idx = idx;
-        c->last_ms = mono_ms();
+        c->last_ms = clock_mono_ms();
         sbuf_init(&c->out, ADMIN_OUT_MAX);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {

@@ -1,4 +1,5 @@
 /* control — see control.h. */
+#include "shared/clock.h"
 #include "controlplane/control.h"
 
 #include <errno.h>
@@ -13,13 +14,6 @@
 
 #include "controlplane/admin.h"
 #include "shared/log.h"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int admin_fd,
                   unsigned nworkers)
@@ -52,11 +46,11 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
         _exit(1);
     }
     log_debug("control plane ready: admin on %s", cfg->admin_listen.text);
-    uint64_t last_sweep = mono_ms();
+    uint64_t last_sweep = clock_mono_ms();
     for (;;) {
         struct epoll_event evs[64];
         int n = epoll_wait(ep, evs, 64, 1000);
-        uint64_t now = mono_ms();
+        uint64_t now = clock_mono_ms();
         atomic_store_explicit(&hdr->heartbeat_ms, now, memory_order_relaxed);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL) {

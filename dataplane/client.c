@@ -1,4 +1,5 @@
 /* client — see client.h. */
+#include "shared/clock.h"
 #include "dataplane/client.h"
 
 #include <errno.h>
@@ -465,7 +466,7 @@ static void on_head(struct conn *c, const struct h1_request *req)
     c->nreq++;
     c->in_request = true;
     c->head_timing = false;
-    c->t_start_ns = worker_now_ns();
+    c->t_start_ns = clock_mono_ns();
     c->http10 = req->version_minor == 0;
     c->keepalive =
         (req->flags & H1_F_KEEP_ALIVE) && c->nreq < cfg->keepalive_requests && !w->draining;

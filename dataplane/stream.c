@@ -1,4 +1,5 @@
 /* stream — see stream.h. */
+#include "shared/clock.h"
 #include "dataplane/stream.h"
 
 #include <errno.h>
@@ -180,6 +181,23 @@ static void drop_partial_event(struct stream *st)
     st->in_event = false;
 }
 
+/* Nothing more comes from the backend for this stream: let go of the
+ * connection (back to the pool, or closed and, with <cancel>, counted as a
+ * cancellation when its response was not complete) and of the timers. */
+static void finish(struct stream *st, bool cancel)
+{
+    struct worker *w = W(st);
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, cancel);
+    }
+    st->phase = SP_DONE;
+    tw_cancel(&w->tw, &st->timer);
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+}
+
 /* Ends the stream with <err>: an error response if the client has seen
  * nothing yet, an `event: error` if it is inside an event stream, a cut
  * connection if it is inside any other body. */
@@ -187,15 +205,7 @@ static void stream_fail(struct stream *st, enum api_error err, const char *detai
 {
     struct worker *w = W(st);
     struct conn *c = st->c;
-    if (st->up) {
-        struct upconn *u = st->up;
-        st->up = NULL;
-        upstream_release(u, true);
-    }
-    st->phase = SP_DONE;
-    tw_cancel(&w->tw, &st->timer);
-    if (list_linked(&st->wait_node))
-        list_del(&st->wait_node);
+    finish(st, true);
     drop_partial_event(st);
     if (!st->head_committed) {
         if (st->head_written)
@@ -232,16 +242,7 @@ void stream_on_upstream_error(struct stream *st, int api_err)
 
 void stream_on_client_gone(struct stream *st)
 {
-    struct worker *w = W(st);
-    if (st->up) {
-        struct upconn *u = st->up;
-        st->up = NULL;
-        upstream_release(u, true);
-    }
-    st->phase = SP_DONE;
-    tw_cancel(&w->tw, &st->timer);
-    if (list_linked(&st->wait_node))
-        list_del(&st->wait_node);
+    finish(st, true);
 }
 
 /* ---- the response head ---------------------------------------------------- */
@@ -277,7 +278,7 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     c->body = NULL;
     c->body_len = c->body_cap = 0;
     st->status = r->status;
-    st->t_last_ns = worker_now_ns();
+    st->t_last_ns = clock_mono_ns();
 
     const struct h1_header *ct = h1_header_find(r->headers, r->n_headers, "content-type");
     bool sse = r->status == 200 && ct && ct->value_len >= 17 &&
@@ -372,7 +373,7 @@ void stream_on_client_sent(struct stream *st)
     struct worker *w = W(st);
     if (st->paused && outq_pending(&st->c->out) < w->cfg->stream_buffer_max / 2) {
         st->paused = false;
-        st->t_last_ns = worker_now_ns();
+        st->t_last_ns = clock_mono_ns();
         if (st->up && !st->slab_paused)
             upstream_resume(st->up);
         rearm_timer(st);
@@ -410,7 +411,7 @@ static int relay_raw(struct stream *st, const char *p, size_t len)
         return -1;
     }
     outq_commit(q);
-    st->t_last_ns = worker_now_ns();
+    st->t_last_ns = clock_mono_ns();
     worker_mark_dirty(w, st->c);
     return 0;
 }
@@ -503,7 +504,7 @@ static int append_event(struct stream *st, const char *p, size_t n)
 static void count_token(struct stream *st)
 {
     struct worker *w = W(st);
-    uint64_t now = worker_now_ns();
+    uint64_t now = clock_mono_ns();
     if (!st->first_content) {
         st->first_content = true;
         if (st->is_completion) {
@@ -562,7 +563,7 @@ static int finish_event(struct stream *st)
     if (flags & SSE_EV_CONTENT)
         count_token(st);
     else
-        st->t_last_ns = st->first_content ? worker_now_ns() : st->t_last_ns;
+        st->t_last_ns = st->first_content ? clock_mono_ns() : st->t_last_ns;
     if (flags & SSE_EV_DONE)
         st->done_seen = true;
     rearm_timer(st);
@@ -620,14 +621,6 @@ void stream_on_body_end(struct stream *st)
         st->head_committed = true;
         c->status = st->status;
     }
-    if (st->up) {
-        struct upconn *u = st->up;
-        st->up = NULL;
-        upstream_release(u, false);
-    }
-    st->phase = SP_DONE;
-    tw_cancel(&w->tw, &st->timer);
-    if (list_linked(&st->wait_node))
-        list_del(&st->wait_node);
+    finish(st, false);
     client_stream_done(c);
 }

@@ -256,6 +256,19 @@ static void finish_body(struct upconn *u)
     stream_on_body_end(u->st); /* releases u: pooled or closed */
 }
 
+/* A head split across receives is gathered in a buffer of UP_HEAD_MAX. */
+static int hbuf_reserve(struct upconn *u)
+{
+    char *nb = realloc(u->hbuf, UP_HEAD_MAX);
+    if (!nb) {
+        fail(u, API_ERR_INTERNAL);
+        return -1;
+    }
+    u->hbuf = nb;
+    u->hcap = UP_HEAD_MAX;
+    return 0;
+}
+
 /* Response head bytes; returns how many of p[0..n) were used, or -1 when the
  * connection failed or was released. */
 static ssize_t parse_head(struct upconn *u, const char *p, size_t n)
@@ -270,15 +283,8 @@ static ssize_t parse_head(struct upconn *u, const char *p, size_t n)
             fail(u, API_ERR_BACKEND_BAD);
             return -1;
         }
-        if (old + n > u->hcap) {
-            char *nb = realloc(u->hbuf, UP_HEAD_MAX);
-            if (!nb) {
-                fail(u, API_ERR_INTERNAL);
-                return -1;
-            }
-            u->hbuf = nb;
-            u->hcap = UP_HEAD_MAX;
-        }
+        if (old + n > u->hcap && hbuf_reserve(u) < 0)
+            return -1;
         memcpy(u->hbuf + old, p, n);
         u->hlen += (uint32_t)n;
         buf = u->hbuf;
@@ -298,13 +304,8 @@ static ssize_t parse_head(struct upconn *u, const char *p, size_t n)
                 fail(u, API_ERR_BACKEND_BAD);
                 return -1;
             }
-            char *nb = realloc(u->hbuf, UP_HEAD_MAX);
-            if (!nb) {
-                fail(u, API_ERR_INTERNAL);
+            if (hbuf_reserve(u) < 0)
                 return -1;
-            }
-            u->hbuf = nb;
-            u->hcap = UP_HEAD_MAX;
             memcpy(u->hbuf, p, n);
             u->hlen = (uint32_t)n;
         }

@@ -1,4 +1,5 @@
 /* worker — see worker.h. */
+#include "shared/clock.h"
 #include "dataplane/worker.h"
 
 #include <errno.h>
@@ -18,13 +19,6 @@
 #define RING_ENTRIES     4096
 #define LOOP_WAIT_MAX_MS 1000
 #define ACCEPT_RETRY_MS  100
-
-uint64_t worker_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
@@ -256,7 +250,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     w.slot = shm_slot(shm, (unsigned)slot_idx);
     w.hdr = &shm->seg->hdr[slot_idx];
     w.listen_fd = listen_fd;
-    w.now_ms = worker_now_ns() / 1000000;
+    w.now_ms = clock_mono_ms();
     atomic_store_explicit(&w.hdr->pid, (int32_t)getpid(), memory_order_relaxed);
     if (getrandom(&w.stream_salt, sizeof w.stream_salt, GRND_NONBLOCK) != sizeof w.stream_salt)
         w.stream_salt = (uint32_t)getpid() * 2654435761u ^ (uint32_t)w.now_ms;
@@ -313,7 +307,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
              cfg->slabs, cfg->slab_size, w.zc_threshold ? "on" : "off");
 
     for (;;) {
-        w.now_ms = worker_now_ns() / 1000000;
+        w.now_ms = clock_mono_ms();
         tw_advance(&w.tw, w.now_ms, on_timer, &w);
         if (w.draining) {
             if (w.nconns == 0) {
@@ -352,7 +346,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
         /* The wait may have lasted up to a second: completions must see the
          * time they arrived, not the time the loop went to sleep (a
          * connection accepted now must not inherit an old deadline). */
-        w.now_ms = worker_now_ns() / 1000000;
+        w.now_ms = clock_mono_ms();
         unsigned head;
         unsigned count = 0;
         io_uring_for_each_cqe (&w.ring, head, cqe) {

@@ -120,6 +120,4 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 /* Makes sure the next <n> SQEs come from one submission (for links). */
 void worker_sqe_reserve(struct worker *w, unsigned n);
 
-uint64_t worker_now_ns(void);
-
 #endif

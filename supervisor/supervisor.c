@@ -1,4 +1,5 @@
 /* supervisor — see supervisor.h. */
+#include "shared/clock.h"
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
@@ -66,13 +67,6 @@ struct supervisor {
     const char *config_path;
     uint32_t next_gen;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void raise_nofile(const struct config *cfg)
 {
@@ -205,14 +199,14 @@ static void spawn(struct supervisor *s, struct gen *g, unsigned idx)
                   : -ENOSPC;
     if (slot < 0) {
         log_error("no free slot for %s %u", control ? "control plane" : "worker", idx);
-        s->restart_at[idx] = now_ms() + BACKOFF_MAX_MS;
+        s->restart_at[idx] = clock_mono_ms() + BACKOFF_MAX_MS;
         return;
     }
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
         shm_slot_release(&s->shm, (unsigned)slot);
-        s->restart_at[idx] = now_ms() + BACKOFF_MAX_MS;
+        s->restart_at[idx] = clock_mono_ms() + BACKOFF_MAX_MS;
         return;
     }
     if (pid == 0) {
@@ -242,7 +236,8 @@ static void spawn(struct supervisor *s, struct gen *g, unsigned idx)
         worker_main(&g->cfg, &s->shm, slot, idx, g->listen_fds[idx]);
     }
     atomic_store_explicit(&s->shm.seg->hdr[slot].pid, pid, memory_order_relaxed);
-    *ch = (struct child){.pid = pid, .slot = slot, .idx = idx, .gen = g, .started_ms = now_ms()};
+    *ch = (struct child){
+        .pid = pid, .slot = slot, .idx = idx, .gen = g, .started_ms = clock_mono_ms()};
     g->alive++;
     s->restart_at[idx] = 0;
     log_debug("started %s %u (pid %d, generation %u)", control ? "control plane" : "worker", idx,
@@ -272,7 +267,7 @@ static void on_child_exit(struct supervisor *s, struct child *c, int status)
     c->gen->alive--;
     bool restart = c->gen == s->cur && !s->stopping && !c->stopping;
     if (restart) {
-        uint64_t now = now_ms();
+        uint64_t now = clock_mono_ms();
         uint32_t *b = &s->backoff[c->idx];
         if (now - c->started_ms > STABLE_MS || *b == 0)
             *b = BACKOFF_MIN_MS;
@@ -369,7 +364,7 @@ static void begin_stop(struct supervisor *s, int sig)
         return;
     s->stopping = true;
     uint32_t drain = s->cur->cfg.drain_timeout_ms;
-    s->stop_deadline_ms = now_ms() + drain + 5000;
+    s->stop_deadline_ms = clock_mono_ms() + drain + 5000;
     log_info("%s: draining %u workers (up to %u ms)", strsignal(sig), count_children(s, true),
              drain);
     signal_children(s, NULL, true, false, SIGTERM);
@@ -461,7 +456,7 @@ int supervisor_run(struct config *cfg, const char *config_path)
     for (unsigned i = 0; i < g->nworkers; i++)
         spawn(&s, g, i);
 
-    uint64_t last_watchdog = now_ms();
+    uint64_t last_watchdog = clock_mono_ms();
     for (;;) {
         struct pollfd pfd = {.fd = s.sig_fd, .events = POLLIN};
         (void)poll(&pfd, 1, 100);
@@ -474,7 +469,7 @@ int supervisor_run(struct config *cfg, const char *config_path)
                 begin_stop(&s, sig);
         }
         reap(&s);
-        uint64_t now = now_ms();
+        uint64_t now = clock_mono_ms();
         if (!s.stopping) {
             for (unsigned i = 0; i <= CONFIG_MAX_WORKERS; i++) {
                 if (s.restart_at[i] && now >= s.restart_at[i] &&
