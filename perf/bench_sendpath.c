@@ -370,8 +370,7 @@ static void reap(struct sender *b)
 {
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
-    io_uring_for_each_cqe(&b->ring, head, cqe)
-    {
+    io_uring_for_each_cqe (&b->ring, head, cqe) {
         seen++;
         unsigned ci = (unsigned)(cqe->user_data >> 8);
         uint32_t r = (uint32_t)(cqe->user_data & 0xff);
@@ -611,7 +610,7 @@ static double res[MAX_NCONNS][MAX_SIZES][NPATHS][MAX_REPS][NMETRICS];
 static void path_medians(const struct opts *o, unsigned ni, unsigned si, unsigned pi, double *med)
 {
     for (unsigned m = 0; m < NMETRICS; m++) {
-        double v[MAX_REPS];
+        double v[MAX_REPS] = {0};
         for (unsigned r = 0; r < o->reps; r++)
             v[r] = res[ni][si][pi][r][m];
         med[m] = median(v, o->reps);

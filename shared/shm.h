@@ -37,11 +37,11 @@
 
 /* HTTP statuses counted by sluice_requests_total{code}; anything else "other".
  * 499 is a client that went away before its response started (nginx's use). */
-#define SHM_CODES(X)                                                                               \
-    X(200)                                                                                         \
-    X(400)                                                                                         \
-    X(401) X(404) X(405) X(408) X(413) X(414) X(429) X(431) X(499) X(500) X(501) X(502) X(503)     \
-        X(504) X(505)
+/* clang-format off */
+#define SHM_CODES(X) \
+    X(200) X(400) X(401) X(404) X(405) X(408) X(413) X(414) X(429) X(431) \
+    X(499) X(500) X(501) X(502) X(503) X(504) X(505)
+/* clang-format on */
 enum shm_code {
 #define SHM_CODE_ENUM(c) SHM_CODE_##c,
     SHM_CODES(SHM_CODE_ENUM)
