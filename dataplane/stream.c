@@ -334,13 +334,11 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     err |= put(st, line, (size_t)n);
     if (err)
         goto nobufs;
-    if (!sse) {
-        /* A plain body has no event boundary to wait for. */
-        outq_commit(&c->out);
-        st->head_committed = true;
-        c->status = st->status;
-        worker_mark_dirty(w, c);
-    }
+    /* The head stays uncommitted until the first body bytes (or the end)
+     * are written after it: backends commonly write head and body apart
+     * (llmsim, uvicorn), and sending the head alone costs the client an
+     * extra segment and wake-up for nothing it can use. An upstream failure
+     * before then still gets a clean 502 instead of a truncated 200. */
     rearm_timer(st);
     return 0;
 nobufs:
@@ -392,6 +390,16 @@ void stream_on_sent(struct stream *st)
     (void)st;
 }
 
+/* Everything written so far, the response head included, may go out. */
+static void commit(struct stream *st)
+{
+    outq_commit(&st->c->out);
+    if (!st->head_committed) {
+        st->head_committed = true;
+        st->c->status = st->status;
+    }
+}
+
 static int relay_raw(struct stream *st, const char *p, size_t len)
 {
     struct worker *w = W(st);
@@ -410,7 +418,7 @@ static int relay_raw(struct stream *st, const char *p, size_t len)
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
         return -1;
     }
-    outq_commit(q);
+    commit(st);
     st->t_last_ns = clock_mono_ns();
     worker_mark_dirty(w, st->c);
     return 0;
@@ -555,11 +563,7 @@ static int finish_event(struct stream *st)
         }
     }
     st->in_event = false;
-    outq_commit(q);
-    if (!st->head_committed) {
-        st->head_committed = true;
-        c->status = st->status;
-    }
+    commit(st);
     if (flags & SSE_EV_CONTENT)
         count_token(st);
     else
@@ -616,11 +620,7 @@ void stream_on_body_end(struct stream *st)
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
         return;
     }
-    outq_commit(&c->out);
-    if (!st->head_committed) {
-        st->head_committed = true;
-        c->status = st->status;
-    }
+    commit(st);
     finish(st, false);
     client_stream_done(c);
 }

@@ -2,6 +2,7 @@
 #include "dataplane/uring.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -9,6 +10,9 @@
 
 #ifndef IORING_FEAT_RECVSEND_BUNDLE
 #define IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
+#endif
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
 #endif
 
 int uring_init(struct io_uring *ring, unsigned entries, unsigned files, struct uring_info *info)
@@ -40,6 +44,7 @@ int uring_init(struct io_uring *ring, unsigned entries, unsigned files, struct u
     info->sq_entries = p.sq_entries;
     info->cq_entries = p.cq_entries;
     info->bundle = (p.features & IORING_FEAT_RECVSEND_BUNDLE) != 0;
+    info->min_timeout = (p.features & IORING_FEAT_MIN_TIMEOUT) && info->defer_taskrun;
 
     /* Saves an fget/fput on every io_uring_enter. */
     info->ring_fd_registered = io_uring_register_ring_fd(ring) == 1;
@@ -127,4 +132,40 @@ void uring_bufring_destroy(struct io_uring *ring, struct uring_bufring *b)
     munmap(b->bufs, (size_t)b->nbufs * b->buf_size);
     munmap(b->br, b->ring_bytes);
     memset(b, 0, sizeof *b);
+}
+
+int uring_submit_and_wait(struct io_uring *ring, const struct uring_info *info, unsigned wait_nr,
+                          unsigned min_wait_us, struct __kernel_timespec *ts)
+{
+    if (!info->min_timeout || wait_nr <= 1 || !min_wait_us) {
+        struct io_uring_cqe *cqe;
+        int ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, ts, NULL);
+        return ret < 0 ? ret : 0;
+    }
+    /* liburing 2.3 has no call that passes min_wait_usec (it is the
+     * getevents arg's "pad" there), so the SQ is flushed as its
+     * __io_uring_flush_sq() does (the SQ index array is preset at set-up;
+     * no SQPOLL here) and the ring entered directly. */
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    unsigned submit = tail - io_uring_smp_load_acquire(sq->khead);
+    struct io_uring_getevents_arg arg = {
+        .sigmask = 0,
+        .sigmask_sz = _NSIG / 8,
+        .pad = min_wait_us, /* min_wait_usec */
+        .ts = (uint64_t)(uintptr_t)ts,
+    };
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring->ring_fd;
+    if (info->ring_fd_registered) {
+        flags |= IORING_ENTER_REGISTERED_RING;
+        fd = ring->enter_ring_fd;
+    }
+    int ret =
+        io_uring_enter2((unsigned)fd, submit, wait_nr, flags, (sigset_t *)(void *)&arg, sizeof arg);
+    return ret < 0 ? ret : 0;
 }

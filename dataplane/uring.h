@@ -24,8 +24,9 @@ struct uring_info {
     bool coop_taskrun;  /* fallback when DEFER_TASKRUN is refused */
     bool ring_fd_registered;
     bool fixed_files;
-    bool bundle;  /* IORING_FEAT_RECVSEND_BUNDLE (6.10+) */
-    bool send_zc; /* IORING_OP_SEND_ZC supported */
+    bool bundle;      /* IORING_FEAT_RECVSEND_BUNDLE (6.10+) */
+    bool send_zc;     /* IORING_OP_SEND_ZC supported */
+    bool min_timeout; /* IORING_FEAT_MIN_TIMEOUT (6.12+): batched waits */
     unsigned sq_entries;
     unsigned cq_entries;
 };
@@ -36,6 +37,17 @@ int uring_init(struct io_uring *ring, unsigned entries, unsigned files, struct u
 /* An SQE, submitting what is queued first if the SQ is full.  Never NULL
  * unless the ring is broken (then the worker exits). */
 struct io_uring_sqe *uring_sqe(struct io_uring *ring);
+
+/* Submits what is queued and waits for completions: up to <min_wait_us>
+ * for <wait_nr> of them, then for the first one until <ts> (-ETIME).  With
+ * DEFER_TASKRUN the kernel does not even wake the worker before <wait_nr>
+ * completions are pending or <min_wait_us> has passed, so under load one
+ * wake-up serves a batch instead of each socket event costing its sender an
+ * IPI and the worker a context switch; idle, nothing changes.  Without the
+ * kernel feature (or with <wait_nr> <= 1) it is a plain wait for one.
+ * 0 or -errno. */
+int uring_submit_and_wait(struct io_uring *ring, const struct uring_info *info, unsigned wait_nr,
+                          unsigned min_wait_us, struct __kernel_timespec *ts);
 
 /* A ring of provided buffers of one size, buffer group <bgid>. */
 struct uring_bufring {

@@ -105,6 +105,7 @@ struct worker {
 
     struct h1_header *hdrs; /* scratch header array, cfg->max_headers */
     uint32_t zc_threshold;  /* 0 = plain sends only */
+    unsigned batch_nr;      /* completions the next wait asks for (batch_wait_us) */
     uint32_t zc_copied_run; /* consecutive zero-copy sends the kernel copied anyway */
 };
 

@@ -97,6 +97,8 @@ X(S_SERVER, "server", "drain_timeout", CFG_DURATION, "30s", config, drain_timeou
   "how long draining workers may keep serving on reload or shutdown")                              \
 X(S_SERVER, "server", "max_connections", CFG_UINT, "16384", config, max_connections, 1, 1048576,   \
   0, "client connections per worker (1..1048576)")                                                 \
+X(S_SERVER, "server", "batch_wait_us", CFG_UINT, "0", config, batch_wait_us, 0, 10000, 0,        \
+  "microseconds a busy worker lets completions gather before it wakes (0..10000; 0 = off)")        \
 X(S_SERVER, "server", "log_level", CFG_LOGLEVEL, "info", config, log_level, 0, 0, 0,               \
   "error, warn, info or debug")                                                                    \
 X(S_HTTP, "http", "max_request_line", CFG_SIZE, "8k", config, max_request_line, 256, MIB, 0,       \

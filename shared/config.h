@@ -74,6 +74,7 @@ struct config {
     unsigned workers;                /* 0 = auto: one per online CPU */
     uint32_t drain_timeout_ms;       /* 30 s */
     uint32_t max_connections;        /* client connections per worker, 16384 */
+    uint32_t batch_wait_us;          /* busy worker's wait gathers completions; 0 = off */
     int log_level;                   /* enum log_level, info */
 
     /* [http] client side limits and timeouts */

@@ -145,6 +145,7 @@ static void expect_default_values(const struct config *c)
     cr_assert_eq(c->workers, 0);
     cr_assert_eq(c->drain_timeout_ms, 30000);
     cr_assert_eq(c->max_connections, 16384);
+    cr_assert_eq(c->batch_wait_us, 0);
     cr_assert_eq(c->log_level, 2); /* LOG_INFO */
 
     cr_assert_eq(c->max_request_line, 8192);
@@ -264,7 +265,7 @@ Test(config_schema, entries_are_complete_and_unique)
             cr_assert(strcmp(o->section, k->section) != 0 || strcmp(o->name, k->name) != 0,
                       "%s.%s twice", k->section, k->name);
     }
-    cr_assert_eq(n, 36);
+    cr_assert_eq(n, 37);
 }
 
 static char *print_schema(bool markdown)
@@ -759,6 +760,11 @@ Test(config_values, per_key_ranges)
         {"[server]\nmax_connections = 1048577\n",
          ":2: [server] max_connections '1048577' must be between 1 and 1048576"},
         {"[server]\nmax_connections = 1\n", NULL},
+        {"[server]\nbatch_wait_us = 10001\n",
+         ":2: [server] batch_wait_us '10001' must be between 0 and 10000"},
+        {"[server]\nbatch_wait_us = 250us\n",
+         ":2: [server] batch_wait_us '250us' is not a whole number"},
+        {"[server]\nbatch_wait_us = 10000\n", NULL},
         {"[buffers]\nslab_size = 2k\n",
          ":2: [buffers] slab_size '2k' must be a power of two between 4KiB and 1MiB"},
         {"[buffers]\nslab_size = 12k\n",
