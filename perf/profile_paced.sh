@@ -13,9 +13,9 @@
 #
 # usage: perf/profile_paced.sh [--targets sluice,haproxy,nginx,nghttpx] [--conc 1000]
 #                              [--reps 3] [--seconds 4] [--build-dir DIR]
-#                              [--sluice-set 'key=value ...'] [--out DIR] [--no-results]
-#   --sluice-set  extra [server] keys for sluice (e.g. 'batch_wait_us=300');
-#                 the target is then named sluice+<keys>
+#                              [--out DIR] [--no-results]
+#   A target "sluice:KEY=VALUE+KEY=VALUE" runs sluice with those [server] keys set
+#   (e.g. sluice:batch_wait_us=300), so variants are compared in one run.
 # Needs: perf (linux-perf), root or kernel.perf_event_paranoid <= 0 for
 # kernel call graphs, kernel.kptr_restrict = 0 for kernel symbols.
 set -u -o pipefail
@@ -30,7 +30,6 @@ REPS=3
 SECS=4
 BUILD_DIR="$ROOT/build-release"
 OUT_DIR="$ROOT/perf/results"
-SLUICE_SET=""
 WRITE=1
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,7 +38,6 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --build-dir) BUILD_DIR=$(cd "$2" && pwd); shift ;;
-    --sluice-set) SLUICE_SET=$2; shift ;;
     --out) OUT_DIR=$2; shift ;;
     --no-results) WRITE=0 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -93,9 +91,10 @@ run_one() {   # run_one TARGET REP -> appends a JSON line to $RUN_DIR/rows
         comm=sluice
         mkdir -p "$RD/sluice-state"
         fill "$HERE/sluice.ini.in" "$RD/conf"
-        if [ -n "$SLUICE_SET" ]; then
+        if [[ $t == sluice:* ]]; then
             local kv lines=""
-            for kv in $SLUICE_SET; do lines+="${kv%%=*} = ${kv#*=}\n"; done
+            local keys=${t#sluice:}
+            for kv in ${keys//+/ }; do lines+="${kv%%=*} = ${kv#*=}\n"; done
             $PY - "$RD/conf" "$lines" <<'PYEOF'
 import sys
 p, extra = sys.argv[1], sys.argv[2].replace("\\n", "\n")
@@ -138,7 +137,6 @@ PYEOF
     local tps
     tps=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens_per_s"])' "$RD/load.json")
     local name=$t
-    [ "$t" = sluice ] && [ -n "$SLUICE_SET" ] && name="sluice+${SLUICE_SET// /,}"
     $PY "$HERE/stackcat.py" "$RD/perf.txt" "$comm" "$($PY -c "print($tps * $SECS)")" |
         $PY -c 'import json,sys; d=json.load(sys.stdin); d.update(target=sys.argv[1], rep=int(sys.argv[2]), tokens_per_s=float(sys.argv[3])); print(json.dumps(d))' \
             "$name" "$rep" "$tps" >>"$RUN_DIR/rows"
@@ -150,7 +148,7 @@ PYEOF
     log "$name rep $rep: $(tail -1 "$RUN_DIR/rows" | $PY -c 'import json,sys; d=json.load(sys.stdin); print("%.2f us/token (tcp %.2f, proxy %.2f), %.0f tokens/s" % (d["us_per_token_total"], d["us_per_token_tcp"], d["us_per_token_proxy"], d["tokens_per_s"]))')"
 }
 
-IFS=, read -r -a TL <<<"$TARGETS"
+IFS=' ' read -r -a TL <<<"${TARGETS//,/ }"
 for ((r = 1; r <= REPS; r++)); do
     for t in "${TL[@]}"; do run_one "$t" "$r"; done
 done

@@ -38,6 +38,7 @@ enum section {
     S_STREAM,
     S_BUFFERS,
     S_AUTH,
+    S_GOVERNOR,
     S_BACKEND,
     S_TENANT,
     S_COUNT,
@@ -46,7 +47,7 @@ enum section {
 };
 
 static const char *const section_names[S_COUNT] = {
-    "server", "http", "upstream", "stream", "buffers", "auth", "backend", "tenant",
+    "server", "http", "upstream", "stream", "buffers", "auth", "governor", "backend", "tenant",
 };
 
 static bool section_repeats(enum section s)
@@ -89,6 +90,8 @@ X(S_SERVER, "server", "admin_listen", CFG_ADDR, "127.0.0.1:9090", config, admin_
   "address for the admin API (/metrics, /healthz, /readyz)")                                       \
 X(S_SERVER, "server", "control_socket", CFG_PATH, "/run/sluice/control.sock", config,              \
   control_socket, 0, 0, F_NONEMPTY, "Unix socket for sluicectl")                                   \
+X(S_SERVER, "server", "control_group", CFG_TEXT, "", config, control_group, 0, 0, 0,              \
+  "group whose members may use control_socket (mode 0660); empty = owner only (0600)")             \
 X(S_SERVER, "server", "state_dir", CFG_PATH, "/var/lib/sluice", config, state_dir, 0, 0,           \
   F_NONEMPTY, "directory for rollout state and the audit log")                                     \
 X(S_SERVER, "server", "workers", CFG_WORKERS, "auto", config, workers, 1, CONFIG_MAX_WORKERS, 0,   \
@@ -149,8 +152,40 @@ X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0
   "backend protocol: openai (vLLM and other OpenAI-compatible servers)")                           \
 X(S_AUTH, "auth", "enabled", CFG_BOOL, "false", config, auth_enabled, 0, 0, 0,                      \
   "require an API key; needs a [tenant NAME] with a key_sha256")                                   \
+X(S_GOVERNOR, "governor", "algorithm", CFG_ENUM, "gradient", config, gov_algorithm, 0, 0, 0,       \
+  "control law for the node's admission limit: gradient or pid")                                   \
+X(S_GOVERNOR, "governor", "target_ttft_ms", CFG_UINT, "550", config, target_ttft_ms, 1, 600000, 0, \
+  "time to first token the governor steers to, p90 of admitted streams (1..600000)")               \
+X(S_GOVERNOR, "governor", "min_concurrent", CFG_UINT, "16", config, min_concurrent, 1, 1000000, 0, \
+  "lowest admission limit: concurrent streams on the node (1..1000000)")                           \
+X(S_GOVERNOR, "governor", "max_concurrent", CFG_UINT, "80", config, max_concurrent, 1, 1000000, 0, \
+  "highest admission limit (min_concurrent..1000000)")                                             \
+X(S_GOVERNOR, "governor", "sample_interval_ms", CFG_UINT, "200", config, sample_interval_ms, 10,   \
+  60000, 0, "how often the limit is recomputed (10..60000)")                                       \
+X(S_GOVERNOR, "governor", "kp", CFG_DOUBLE, "0.35", config, gov_kp, 0, 1000, 0,                    \
+  "pid: proportional gain (0..1000)")                                                              \
+X(S_GOVERNOR, "governor", "ki", CFG_DOUBLE, "0.08", config, gov_ki, 0, 1000, 0,                    \
+  "pid: integral gain (0..1000)")                                                                  \
+X(S_GOVERNOR, "governor", "kd", CFG_DOUBLE, "0.15", config, gov_kd, 0, 1000, 0,                    \
+  "pid: derivative gain (0..1000)")                                                                \
+X(S_GOVERNOR, "governor", "integral_saturation", CFG_DOUBLE, "200", config,                        \
+  gov_integral_saturation, 0, 1000000, 0, "pid: bound on the integral term (anti-windup)")         \
+X(S_GOVERNOR, "governor", "queue_ttl_ms", CFG_UINT, "800", config, queue_ttl_ms, 1, 600000, 0,     \
+  "longest a request waits for admission before it is refused with 503 (1..600000)")              \
+X(S_GOVERNOR, "governor", "queue_max", CFG_UINT, "1024", config, queue_max, 0, 1000000, 0,         \
+  "requests waiting for admission per worker; 0 = refuse at once when full (0..1000000)")          \
 X(S_TENANT, "tenant *", "key_sha256", CFG_HEX256, "", config_tenant, key_sha256, 0, 0, 0,           \
-  "required: SHA-256 of the tenant's API key, 64 hex digits")
+  "SHA-256 of the tenant's API key, 64 hex digits; required when [auth] enabled")                   \
+X(S_TENANT, "tenant *", "hard_limit", CFG_UINT, "0", config_tenant, hard_limit, 0, 1000000, 0,      \
+  "concurrent streams of the tenant on the node; 0 = no limit")                                    \
+X(S_TENANT, "tenant *", "burst_limit", CFG_UINT, "0", config_tenant, burst_limit, 0, 1000000, 0,    \
+  "concurrent streams allowed for a while above hard_limit; 0 = hard_limit")                       \
+X(S_TENANT, "tenant *", "decay_ms", CFG_UINT, "60000", config_tenant, decay_ms, 1, 86400000, 0,     \
+  "how long a burst above hard_limit takes to decay back to it")                                   \
+X(S_TENANT, "tenant *", "tokens_per_minute", CFG_UINT, "0", config_tenant, tokens_per_minute, 0,    \
+  0, 0, "token budget across the node, charged as tokens are relayed; 0 = none")                   \
+X(S_TENANT, "tenant *", "default_max_tokens", CFG_UINT, "1024", config_tenant, default_max_tokens,  \
+  1, 10000000, 0, "tokens reserved at admission for a request without max_tokens")
 // clang-format on
 
 #define PUBLIC_ENTRY(sec, secname, key, type, def, base, field, min, max, flags, help)             \
@@ -168,8 +203,20 @@ _Static_assert(sizeof impl / sizeof impl[0] == sizeof schema / sizeof schema[0] 
 /* In the order of enum log_level (log.h), which config does not include. */
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
-/* In the order of enum backend_kind; the one CFG_ENUM key is [backend] kind. */
+/* In the order of enum backend_kind and enum config_gov_algo. */
 static const char *const backend_kind_names[] = {"openai"};
+static const char *const gov_algo_names[] = {"pid", "gradient"};
+
+/* The names a CFG_ENUM key takes. */
+static const char *const *enum_names(enum section sec, size_t *n)
+{
+    if (sec == S_GOVERNOR) {
+        *n = sizeof gov_algo_names / sizeof *gov_algo_names;
+        return gov_algo_names;
+    }
+    *n = sizeof backend_kind_names / sizeof *backend_kind_names;
+    return backend_kind_names;
+}
 
 const struct config_key *config_schema(void)
 {
@@ -770,14 +817,14 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
         return 0;
     }
     case CFG_ENUM: {
-        int e = match_name(val, backend_kind_names,
-                           sizeof backend_kind_names / sizeof *backend_kind_names);
+        size_t nn;
+        const char *const *names = enum_names(ki->sec, &nn);
+        int e = match_name(val, names, nn);
         if (e < 0) {
             char list[128] = "";
             size_t used = 0;
-            for (size_t i = 0; i < sizeof backend_kind_names / sizeof *backend_kind_names; i++) {
-                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 backend_kind_names[i]);
+            for (size_t i = 0; i < nn; i++) {
+                int n = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
                 if (n < 0 || (size_t)n >= sizeof list - used)
                     break;
                 used += (size_t)n;
@@ -785,8 +832,33 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
             set_why(why, why_len, "is not supported (supported: %s)", list);
             return -EINVAL;
         }
-        enum backend_kind kind = (enum backend_kind)e;
-        memcpy(field, &kind, sizeof kind);
+        memcpy(field, &e, sizeof e); /* every CFG_ENUM field is an int-sized enum */
+        return 0;
+    }
+    case CFG_DOUBLE: {
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(val, &end);
+        if (end == val || *end != '\0' || errno == ERANGE || !(d >= 0.0) || d > 1e12 ||
+            strpbrk(val, "xXnN") != NULL) {
+            set_why(why, why_len, "is not a non-negative decimal number");
+            return -EINVAL;
+        }
+        if (d < (double)ki->min || (ki->max && d > (double)ki->max)) {
+            set_why(why, why_len, "must be between %llu and %llu", (unsigned long long)ki->min,
+                    (unsigned long long)ki->max);
+            return -ERANGE;
+        }
+        memcpy(field, &d, sizeof d);
+        return 0;
+    }
+    case CFG_TEXT: {
+        size_t n = strlen(val);
+        if (n >= ki->size) {
+            set_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
+            return -EINVAL;
+        }
+        memcpy(field, val, n + 1);
         return 0;
     }
     case CFG_STR:
@@ -1158,8 +1230,6 @@ static void end_section(struct load_ctx *c)
 {
     if (c->sec == S_BACKEND && !c->seen_inst[key_index(S_BACKEND, "url")])
         err_at(c, c->sec_line, "[backend %s] has no url", c->cfg->backends[c->inst].name);
-    if (c->sec == S_TENANT && !c->seen_inst[key_index(S_TENANT, "key_sha256")])
-        err_at(c, c->sec_line, "[tenant %s] has no key_sha256", c->cfg->tenants[c->inst].name);
 }
 
 /* inih's rule: the first of <chars>, or an inline ';' after whitespace, or
@@ -1314,8 +1384,10 @@ static int on_value(void *user, const char *section, const char *name, const cha
         return 1;
     }
     seen[k] = c->lineno;
-    if (c->sec == S_TENANT)
+    if (c->sec == S_TENANT && k == key_index(S_TENANT, "key_sha256")) {
         c->keys_given++;
+        c->cfg->tenants[c->inst].key_line = c->lineno;
+    }
     if (apply_value(k, section_base(c), value, why, sizeof why) < 0)
         err_at(c, c->lineno, "[%s] %s '%s' %s", label, name, value, why);
     return 1;
@@ -1428,6 +1500,23 @@ static void check_whole(struct load_ctx *c)
             }
         }
     }
+    for (unsigned i = 0; i < cfg->n_tenants; i++) {
+        const struct config_tenant *t = &cfg->tenants[i];
+        if (cfg->auth_enabled && !t->key_line)
+            err_at(c, t->line, "[tenant %s] has no key_sha256 (required with [auth] enabled)",
+                   t->name);
+        if (t->burst_limit && t->burst_limit < t->hard_limit)
+            err_at(c, t->line, "[tenant %s] burst_limit (%u) must be at least hard_limit (%u)",
+                   t->name, t->burst_limit, t->hard_limit);
+        if (t->burst_limit && !t->hard_limit)
+            err_at(c, t->line, "[tenant %s] burst_limit needs a hard_limit", t->name);
+    }
+    if (cfg->min_concurrent > cfg->max_concurrent)
+        err_at(c,
+               first_set(line_of(c, "governor", "min_concurrent"),
+                         line_of(c, "governor", "max_concurrent")),
+               "[governor] min_concurrent (%u) must be at most max_concurrent (%u)",
+               cfg->min_concurrent, cfg->max_concurrent);
     if (cfg->auth_enabled && c->keys_given == 0)
         err_at(c, line_of(c, "auth", "enabled"),
                "[auth] enabled = true but no [tenant NAME] has a key_sha256");

@@ -55,10 +55,22 @@ struct config_backend {
     unsigned line; /* where its section starts */
 };
 
+/* The governor's control law (numbered as controlplane/governor.h's). */
+enum config_gov_algo {
+    CONFIG_GOV_PID = 0,
+    CONFIG_GOV_GRADIENT = 1,
+};
+
 struct config_tenant {
     char name[CONFIG_NAME_MAX];
     uint8_t key_sha256[32];
     bool has_key;
+    unsigned key_line;           /* line of key_sha256, good or bad; 0 = none */
+    uint32_t hard_limit;         /* concurrent streams, 0 = no limit */
+    uint32_t burst_limit;        /* allowed briefly above hard_limit; 0 = hard_limit */
+    uint32_t decay_ms;           /* time a burst above hard_limit takes to decay */
+    uint64_t tokens_per_minute;  /* token budget, 0 = none */
+    uint32_t default_max_tokens; /* reserved when a request names no max_tokens */
     unsigned line;
 };
 
@@ -68,14 +80,15 @@ struct config {
     struct config_addr tls_listen; /* 0.0.0.0:8443, used only with cert+key */
     char tls_cert[PATH_MAX];       /* "" = TLS off */
     char tls_key[PATH_MAX];
-    struct config_addr admin_listen; /* 127.0.0.1:9090 */
-    char control_socket[108];        /* /run/sluice/control.sock */
-    char state_dir[PATH_MAX];        /* /var/lib/sluice */
-    unsigned workers;                /* 0 = auto: one per online CPU */
-    uint32_t drain_timeout_ms;       /* 30 s */
-    uint32_t max_connections;        /* client connections per worker, 16384 */
-    uint32_t batch_wait_us;          /* busy worker's wait gathers completions; 0 = off */
-    int log_level;                   /* enum log_level, info */
+    struct config_addr admin_listen;     /* 127.0.0.1:9090 */
+    char control_socket[108];            /* /run/sluice/control.sock */
+    char control_group[CONFIG_NAME_MAX]; /* group allowed on control_socket; "" = owner only */
+    char state_dir[PATH_MAX];            /* /var/lib/sluice */
+    unsigned workers;                    /* 0 = auto: one per online CPU */
+    uint32_t drain_timeout_ms;           /* 30 s */
+    uint32_t max_connections;            /* client connections per worker, 16384 */
+    uint32_t batch_wait_us;              /* busy worker's wait gathers completions; 0 = off */
+    int log_level;                       /* enum log_level, info */
 
     /* [http] client side limits and timeouts */
     uint32_t max_request_line;     /* 8 KiB */
@@ -105,6 +118,17 @@ struct config {
     uint32_t recv_buffer_size;  /* 4 KiB, power of two */
     uint32_t recv_buffers;      /* 1024, power of two */
     uint32_t send_zc_threshold; /* 0 = never use SEND_ZC */
+
+    /* [governor] adaptive admission (feature adaptive_governor) */
+    int gov_algorithm;              /* enum config_gov_algo, gradient */
+    uint32_t target_ttft_ms;        /* 550 */
+    uint32_t min_concurrent;        /* 16 */
+    uint32_t max_concurrent;        /* 80 */
+    uint32_t sample_interval_ms;    /* 200 */
+    double gov_kp, gov_ki, gov_kd;  /* PID gains 0.35, 0.08, 0.15 */
+    double gov_integral_saturation; /* 200 */
+    uint32_t queue_ttl_ms;          /* 800: longest wait for admission */
+    uint32_t queue_max;             /* 1024 waiting requests per worker */
 
     /* [backend NAME] */
     struct config_backend *backends; /* when the file has none: one default */
@@ -136,6 +160,8 @@ enum config_type {
     CFG_LOGLEVEL,
     CFG_ENUM,   /* one of enum_values */
     CFG_HEX256, /* 64 hex digits */
+    CFG_DOUBLE, /* a non-negative decimal number: 0.35, 200 */
+    CFG_TEXT,   /* a plain string */
 };
 
 struct config_key {

@@ -249,8 +249,8 @@ Test(config_defaults, free_zeroes_and_is_idempotent)
 
 Test(config_schema, entries_are_complete_and_unique)
 {
-    static const char *const sections[] = {"server",  "http",      "upstream", "stream",
-                                           "buffers", "backend *", "auth",     "tenant *"};
+    static const char *const sections[] = {"server", "http",     "upstream",  "stream",  "buffers",
+                                           "auth",   "governor", "backend *", "tenant *"};
     unsigned n = 0;
     for (const struct config_key *k = config_schema(); k->section; k++, n++) {
         cr_assert_not_null(k->name);
@@ -265,7 +265,7 @@ Test(config_schema, entries_are_complete_and_unique)
             cr_assert(strcmp(o->section, k->section) != 0 || strcmp(o->name, k->name) != 0,
                       "%s.%s twice", k->section, k->name);
     }
-    cr_assert_eq(n, 37);
+    cr_assert_eq(n, 54);
 }
 
 static char *print_schema(bool markdown)
@@ -854,7 +854,7 @@ Test(config_errors, every_error_with_its_line)
                             "url = http://127.0.0.1\n"     /* 20 */
                             "[tenant t1]\n"                /* 21 */
                             "key_sha256 = abc\n"           /* 22 */
-                            "[tenant t2]\n"                /* 23 */
+                            "hard_limit = x\n"             /* 23 */
                             "[auth]\n"                     /* 24 */
                             "enabled = maybe\n"            /* 25 */
                             "this line has no equals\n"    /* 26 */
@@ -880,7 +880,7 @@ Test(config_errors, every_error_with_its_line)
         ":18: [backend a] kind 'ollama' is not supported (supported: openai)",
         ":19: section [backend a] given twice (first at line 17)",
         ":22: [tenant t1] key_sha256 'abc' is not 64 hex digits (got 3 characters)",
-        ":23: [tenant t2] has no key_sha256",
+        ":23: [tenant t1] hard_limit 'x' is not a whole number",
         ":25: [auth] enabled 'maybe' is not a boolean (expected true/false, yes/no, on/off or 1/0)",
         ":26: expected 'key = value', '[section]' or a comment",
         ":27: section header has no closing ']'",
@@ -1237,7 +1237,10 @@ Test(config_tenants, bad_keys)
          "(bad character 'g')"},
         {"[tenant a]\nkey_sha256 =\n",
          ":2: [tenant a] key_sha256 '' is not 64 hex digits (got 0 characters)"},
-        {"[tenant a]\n", ":1: [tenant a] has no key_sha256"},
+        {"[tenant a]\n", NULL}, /* without [auth] a tenant needs no key */
+        {"[tenant a]\n[auth]\nenabled = true\n[tenant b]\nkey_sha256 = "
+         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
+         ":1: [tenant a] has no key_sha256 (required with [auth] enabled)"},
         {"[tenant a]\nkey_sha256 = "
          "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
          "[tenant b]\nkey_sha256 = "
@@ -1266,7 +1269,7 @@ Test(config_tenants, auth_needs_a_keyed_tenant)
 
     /* a tenant with no key: that error, and the auth one */
     struct loaded *l = load("[tenant a]\n[auth]\nenabled = on\n");
-    EXPECT_ERRORS(l, ":1: [tenant a] has no key_sha256",
+    EXPECT_ERRORS(l, ":1: [tenant a] has no key_sha256 (required with [auth] enabled)",
                   ":3: [auth] enabled = true but no [tenant NAME] has a key_sha256");
     done(l);
 
@@ -1614,5 +1617,102 @@ Test(config_memory, failed_load_releases)
     cr_assert_null(l->cfg.backends);
     cr_assert_null(l->cfg.tenants);
     cr_assert_eq(l->cfg.n_backends, 0);
+    done(l);
+}
+
+Test(config_governor, defaults_and_values)
+{
+    struct loaded *l = load("");
+    expect_ok(l);
+    const struct config *c = &l->cfg;
+    cr_assert_eq(c->gov_algorithm, CONFIG_GOV_GRADIENT);
+    cr_assert_eq(c->target_ttft_ms, 550);
+    cr_assert_eq(c->min_concurrent, 16);
+    cr_assert_eq(c->max_concurrent, 80);
+    cr_assert_eq(c->sample_interval_ms, 200);
+    cr_assert_float_eq(c->gov_kp, 0.35, 1e-12);
+    cr_assert_float_eq(c->gov_ki, 0.08, 1e-12);
+    cr_assert_float_eq(c->gov_kd, 0.15, 1e-12);
+    cr_assert_float_eq(c->gov_integral_saturation, 200.0, 1e-12);
+    cr_assert_eq(c->queue_ttl_ms, 800);
+    cr_assert_eq(c->queue_max, 1024);
+    done(l);
+
+    l = load("[governor]\nalgorithm = pid\nkp = 1.5\nki = 0\nkd = .25\nmin_concurrent = 2\n"
+             "max_concurrent = 2\nqueue_max = 0\n");
+    expect_ok(l);
+    cr_assert_eq(l->cfg.gov_algorithm, CONFIG_GOV_PID);
+    cr_assert_float_eq(l->cfg.gov_kp, 1.5, 1e-12);
+    cr_assert_float_eq(l->cfg.gov_ki, 0.0, 1e-12);
+    cr_assert_float_eq(l->cfg.gov_kd, 0.25, 1e-12);
+    cr_assert_eq(l->cfg.min_concurrent, 2);
+    cr_assert_eq(l->cfg.queue_max, 0);
+    done(l);
+}
+
+Test(config_governor, bad_values)
+{
+    static const struct case_ cases[] = {
+        {"[governor]\nalgorithm = vegas\n",
+         ":2: [governor] algorithm 'vegas' is not supported (supported: pid, gradient)"},
+        {"[governor]\nkp = -1\n", ":2: [governor] kp '-1' is not a non-negative decimal number"},
+        {"[governor]\nkp = nan\n", ":2: [governor] kp 'nan' is not a non-negative decimal number"},
+        {"[governor]\nkp = 0x10\n",
+         ":2: [governor] kp '0x10' is not a non-negative decimal number"},
+        {"[governor]\nkd = 1.5x\n",
+         ":2: [governor] kd '1.5x' is not a non-negative decimal number"},
+        {"[governor]\nki = 1001\n", ":2: [governor] ki '1001' must be between 0 and 1000"},
+        {"[governor]\ntarget_ttft_ms = 0\n",
+         ":2: [governor] target_ttft_ms '0' must be between 1 and 600000"},
+        {"[governor]\nsample_interval_ms = 5\n",
+         ":2: [governor] sample_interval_ms '5' must be between 10 and 60000"},
+        {"[governor]\nmin_concurrent = 50\nmax_concurrent = 40\n",
+         ":2: [governor] min_concurrent (50) must be at most max_concurrent (40)"},
+        {"[governor]\nmin_concurrent = 100\n",
+         ":2: [governor] min_concurrent (100) must be at most max_concurrent (80)"},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases);
+}
+
+Test(config_tenants, limits_and_budgets)
+{
+    struct loaded *l = load("[tenant acme]\nhard_limit = 20\nburst_limit = 32\ndecay_ms = 5000\n"
+                            "tokens_per_minute = 600000\ndefault_max_tokens = 256\n"
+                            "[tenant other]\n");
+    expect_ok(l);
+    cr_assert_eq(l->cfg.n_tenants, 2);
+    const struct config_tenant *t = &l->cfg.tenants[0];
+    cr_assert_eq(t->hard_limit, 20);
+    cr_assert_eq(t->burst_limit, 32);
+    cr_assert_eq(t->decay_ms, 5000);
+    cr_assert_eq(t->tokens_per_minute, 600000);
+    cr_assert_eq(t->default_max_tokens, 256);
+    t = &l->cfg.tenants[1];
+    cr_assert_eq(t->hard_limit, 0);
+    cr_assert_eq(t->burst_limit, 0);
+    cr_assert_eq(t->decay_ms, 60000);
+    cr_assert_eq(t->tokens_per_minute, 0);
+    cr_assert_eq(t->default_max_tokens, 1024);
+    done(l);
+
+    static const struct case_ cases[] = {
+        {"[tenant a]\nhard_limit = 10\nburst_limit = 5\n",
+         ":1: [tenant a] burst_limit (5) must be at least hard_limit (10)"},
+        {"[tenant a]\nburst_limit = 5\n", ":1: [tenant a] burst_limit needs a hard_limit"},
+        {"[tenant a]\ndecay_ms = 0\n",
+         ":2: [tenant a] decay_ms '0' must be between 1 and 86400000"},
+        {"[tenant a]\ndefault_max_tokens = 0\n",
+         ":2: [tenant a] default_max_tokens '0' must be between 1 and 10000000"},
+        {"[tenant a]\ntokens_per_minute = lots\n",
+         ":2: [tenant a] tokens_per_minute 'lots' is not a whole number"},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases);
+}
+
+Test(config_server, control_group)
+{
+    struct loaded *l = load("[server]\ncontrol_group = sluice-ops\n");
+    expect_ok(l);
+    cr_assert_str_eq(l->cfg.control_group, "sluice-ops");
     done(l);
 }
