@@ -16,8 +16,9 @@
 #include "shared/log.h"
 
 void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int admin_fd,
-                  unsigned nworkers)
+                  unsigned nworkers, const char *config_path)
 {
+    (void)config_path;
     static struct admin admin;
     log_init("control", -1, (enum log_level)cfg->log_level);
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -10,7 +10,9 @@
 #include "shared/config.h"
 #include "shared/shm.h"
 
+/* <config_path> is the file sluice runs from (NULL: none), which
+ * `sluicectl reload` checks before asking the supervisor to load it. */
 void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int admin_fd,
-                  unsigned nworkers) __attribute__((noreturn));
+                  unsigned nworkers, const char *config_path) __attribute__((noreturn));
 
 #endif

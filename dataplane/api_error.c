@@ -58,6 +58,16 @@ static const struct api_error_def defs[API_ERR__COUNT] = {
                                "the backend stalled between tokens"},
     [API_ERR_SLOW_CONSUMER] = {503, 0, "server_error", "slow_consumer",
                                "the client did not read the stream in time"},
+    [API_ERR_TENANT_STREAMS] = {429, 1, "requests", "rate_limit_exceeded",
+                                "too many concurrent streams for this tenant"},
+    [API_ERR_TENANT_TOKENS] = {429, 1, "tokens", "token_budget_exceeded",
+                               "token budget exceeded for this tenant"},
+    [API_ERR_TENANT_EXHAUSTED] = {429, 1, "tokens", "token_budget_exhausted",
+                                  "the tenant's token budget ran out during the stream"},
+    [API_ERR_QUEUE_TIMEOUT] = {503, 1, "server_error", "admission_timeout",
+                               "the backends are at capacity; no admission in time"},
+    [API_ERR_CANCELLED] = {503, 0, "server_error", "cancelled",
+                           "the stream was cancelled by the operator"},
 };
 
 int api_error_status(enum api_error e)

@@ -35,6 +35,11 @@ enum api_error {
     API_ERR_FIRST_TOKEN_TIMEOUT, /* 504 no first token in time */
     API_ERR_TOKEN_TIMEOUT,       /* 504 (stream) the backend stalled between tokens */
     API_ERR_SLOW_CONSUMER,       /* (stream) client did not read; never seen by it */
+    API_ERR_TENANT_STREAMS,      /* 429 tenant at its concurrent-stream limit */
+    API_ERR_TENANT_TOKENS,       /* 429 tenant's token budget cannot cover the request */
+    API_ERR_TENANT_EXHAUSTED,    /* 429 (stream) the budget ran out while streaming */
+    API_ERR_QUEUE_TIMEOUT,       /* 503 no admission within queue_ttl_ms (or shed) */
+    API_ERR_CANCELLED,           /* 503 (stream) ended by the operator */
     API_ERR__COUNT,
 };
 

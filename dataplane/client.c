@@ -324,6 +324,9 @@ void client_respond_error(struct conn *c, int api_err, const char *detail)
     if (n >= sizeof body)
         n = sizeof body - 1;
     int retry = api_error_retry_after((enum api_error)api_err);
+    if (retry && c->retry_after_s)
+        retry = (int)c->retry_after_s;
+    c->retry_after_s = 0;
     if (retry)
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry);
     else if (api_err == API_ERR_METHOD && c->allow)
@@ -420,7 +423,7 @@ static void dispatch(struct conn *c)
     case ROUTE_MODELS: {
         char *head = c->up_head;
         c->up_head = NULL;
-        if (stream_start(c, false, "", head, c->up_head_len, c->up_head_cap, NULL, 0) < 0)
+        if (stream_start(c, false, "", head, c->up_head_len, c->up_head_cap, NULL, 0, 0) < 0)
             client_respond_error(c, API_ERR_OVERLOADED, NULL);
         return;
     }
@@ -429,16 +432,17 @@ static void dispatch(struct conn *c)
         char model[96];
         char detail[256];
         bool is_stream = false;
+        uint32_t max_tokens = 0;
         int err = route_validate(c->route, c->body ? c->body : "", c->body_len, model, sizeof model,
-                                 &is_stream, detail, sizeof detail);
+                                 &is_stream, &max_tokens, detail, sizeof detail);
         if (err) {
             client_respond_error(c, err, detail);
             return;
         }
         char *head = c->up_head;
         c->up_head = NULL;
-        if (stream_start(c, true, model, head, c->up_head_len, c->up_head_cap, c->body,
-                         c->body_len) < 0)
+        if (stream_start(c, true, model, head, c->up_head_len, c->up_head_cap, c->body, c->body_len,
+                         max_tokens) < 0)
             client_respond_error(c, API_ERR_BACKEND_DOWN, NULL);
         return;
     }
@@ -455,6 +459,28 @@ static void set_pending_err(struct conn *c, int api_err, const char *what, const
     char buf[256];
     snprintf(buf, sizeof buf, "%s%.*s", what, (int)(alen > 200 ? 200 : alen), a);
     c->err_detail = strdup(buf);
+}
+
+/* The request's place in each feature's rollout: by its X-Session-Id when
+ * it sends one (a user's experience does not flicker between requests),
+ * else by its tenant and request id. */
+static void rollout_buckets(struct conn *c, const struct h1_request *req)
+{
+    const struct h1_header *sid = h1_header_find(req->headers, req->n_headers, "x-session-id");
+    char key[256];
+    const char *k;
+    size_t klen;
+    if (sid && sid->value_len) {
+        k = sid->value;
+        klen = sid->value_len;
+    } else {
+        int n = snprintf(key, sizeof key, "%s:%.*s", c->tenant ? c->tenant : "", (int)c->reqid_len,
+                         c->reqid);
+        k = key;
+        klen = n < 0 ? 0 : (size_t)n >= sizeof key ? sizeof key - 1 : (size_t)n;
+    }
+    for (unsigned f = 0; f < FEAT_COUNT; f++)
+        c->rollout_bucket[f] = (uint8_t)rollout_bucket((enum rollout_feature)f, k, klen);
 }
 
 /* A complete request head at <req>: everything needed from it is copied
@@ -481,6 +507,7 @@ static void on_head(struct conn *c, const struct h1_request *req)
 
     const struct h1_header *authz = h1_header_find(req->headers, req->n_headers, "authorization");
     c->tenant = auth_tenant(cfg, authz ? authz->value : NULL, authz ? authz->value_len : 0);
+    rollout_buckets(c, req);
 
     bool method_ok;
     const char *allow;

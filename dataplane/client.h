@@ -24,6 +24,7 @@
 #include "dataplane/timer_wheel.h"
 #include "dataplane/worker.h"
 #include "shared/list.h"
+#include "shared/rollout.h"
 
 #define REQID_MAX 64
 
@@ -100,7 +101,9 @@ struct conn {
     uint32_t nreq;
     char reqid[REQID_MAX + 1];
     uint8_t reqid_len;
-    uint16_t status; /* status of the response being sent */
+    uint16_t status;                    /* status of the response being sent */
+    uint32_t retry_after_s;             /* overrides the error's Retry-After once */
+    uint8_t rollout_bucket[FEAT_COUNT]; /* the request's bucket per feature (0..99) */
 };
 
 /* A new connection from the accept ring (fd = fixed index when <fixed>). */

@@ -48,7 +48,7 @@ enum route route_match(const char *method, size_t method_len, const char *path, 
 }
 
 int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
-                   bool *is_stream, char *detail, size_t detail_cap)
+                   bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap)
 {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -107,6 +107,24 @@ int route_validate(enum route r, const char *body, size_t len, char *model, size
         goto out;
     }
     *is_stream = s && json_is_true(s);
+    /* The budget reserves what the request may use, so the bound must be a
+     * number it can trust (vLLM refuses anything below 1 as well). */
+    *max_tokens = 0;
+    static const char *const bounds[] = {"max_tokens", "max_completion_tokens"};
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        json_t *mt = json_object_get(root, bounds[i]);
+        if (!mt || json_is_null(mt))
+            continue;
+        json_int_t v = json_is_integer(mt) ? json_integer_value(mt) : 0;
+        if (v < 1) {
+            snprintf(detail, detail_cap, "'%s' must be a positive integer", bounds[i]);
+            ret = API_ERR_INVALID_FIELD;
+            goto out;
+        }
+        uint32_t u = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        if (!*max_tokens || u < *max_tokens)
+            *max_tokens = u;
+    }
 out:
     json_decref(root);
     return ret;

@@ -30,10 +30,12 @@
 enum route route_match(const char *method, size_t method_len, const char *path, size_t path_len,
                        bool *method_ok, const char **allow);
 
-/* Validates a completion body.  Returns 0 and fills model/is_stream, or an
+/* Validates a completion body.  Returns 0 and fills model, is_stream and
+ * max_tokens (the smaller of max_tokens and max_completion_tokens, 0 when
+ * neither is given; each must be a positive integer or null), or an
  * api_error with a message in <detail>. */
 int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
-                   bool *is_stream, char *detail, size_t detail_cap);
+                   bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap);
 
 /* Builds the backend request head (request line and fields, without the
  * Content-Length and the final CRLF) into a new buffer.  Returns 0 or

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dataplane/admission.h"
 #include "dataplane/api_error.h"
 #include "dataplane/client.h"
 #include "dataplane/route.h"
@@ -29,7 +30,8 @@ static struct worker *W(const struct stream *st)
 }
 
 int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
-                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len)
+                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len,
+                 uint32_t max_tokens)
 {
     struct worker *w = c->w;
     struct stream *st = calloc(1, sizeof *st);
@@ -55,16 +57,45 @@ int stream_start(struct conn *c, bool is_completion, const char *model, char *he
     st->timer.kind = TK_STREAM;
     list_init(&st->wait_node);
     sse_framer_init(&st->fr);
+    st->tenant = UINT16_MAX;
     if (is_completion)
         shm_gauge_add(&w->slot->g.streams_active, 1);
     rearm_timer(st);
+    if (is_completion) {
+        uint32_t cost = body_len > UINT32_MAX ? UINT32_MAX : (uint32_t)body_len;
+        int ret = adm_begin(st, max_tokens, cost);
+        if (ret < 0) {
+            stream_admission_failed(st, -ret);
+            return 0;
+        }
+        if (ret == ADM_QUEUED)
+            return 0;
+    }
+    stream_admitted(st);
+    return 0;
+}
+
+void stream_admitted(struct stream *st)
+{
+    struct worker *w = W(st);
     int ret = upstream_acquire(w, st->pool, st);
     if (ret < 0) {
         log_warn("stream %s: cannot open a backend connection: %s", st->id, strerror(-ret));
         shm_add(&w->slot->c.upstream_errors, 1);
         stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
     }
-    return 0;
+}
+
+void stream_admission_failed(struct stream *st, int api_err)
+{
+    st->c->retry_after_s = st->retry_after_s;
+    stream_fail(st, (enum api_error)api_err, NULL);
+}
+
+void stream_cancel(struct stream *st)
+{
+    if (st->phase != SP_DONE)
+        stream_fail(st, API_ERR_CANCELLED, NULL);
 }
 
 void stream_free(struct stream *st)
@@ -75,6 +106,7 @@ void stream_free(struct stream *st)
         st->up = NULL;
         upstream_release(u, true);
     }
+    adm_end(st);
     if (st->is_completion)
         shm_gauge_add(&w->slot->g.streams_active, -1);
     tw_cancel(&w->tw, &st->timer);
@@ -193,6 +225,7 @@ static void finish(struct stream *st, bool cancel)
         upstream_release(u, cancel);
     }
     st->phase = SP_DONE;
+    adm_end(st);
     tw_cancel(&w->tw, &st->timer);
     if (list_linked(&st->wait_node))
         list_del(&st->wait_node);
@@ -235,6 +268,7 @@ void stream_on_upstream_error(struct stream *st, int api_err)
             return;
     }
     shm_add(&w->slot->c.upstream_errors, 1);
+    adm_backend_error(st, api_err);
     log_info("stream %s: backend %s: %s", st->id, st->pool->be->name,
              api_error_code((enum api_error)api_err));
     stream_fail(st, (enum api_error)api_err, NULL);
@@ -520,6 +554,7 @@ static void count_token(struct stream *st)
                 st->ttft_hist = shm_ttft_hist(w->slot, st->c->tenant ? st->c->tenant : "default",
                                               st->pool->be->name, st->model);
             hist_record(st->ttft_hist, &hist_ttft_bounds, (now - st->t0_ns) / 1000);
+            adm_first_token(st, (now - st->t0_ns) / 1000);
         }
     } else {
         hist_record(&w->slot->c.itl, &hist_itl_bounds, (now - st->t_last_ns) / 1000);
@@ -547,6 +582,12 @@ static int finish_event(struct stream *st)
     }
     uint32_t trailer = st->chunked_out ? 2 : 0;
     unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
+    if ((flags & SSE_EV_CONTENT) && st->is_completion && !adm_charge(st)) {
+        /* The tenant cannot pay for this token: it does not go out. */
+        drop_partial_event(st);
+        stream_fail(st, API_ERR_TENANT_EXHAUSTED, NULL);
+        return -1;
+    }
     if (st->chunked_out) {
         fmt_hex8(base, total - CHUNK_HDR_LEN - trailer);
     }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "dataplane/admit_queue.h"
 #include "dataplane/outq.h"
 #include "dataplane/sse.h"
 #include "dataplane/timer_wheel.h"
@@ -96,13 +97,35 @@ struct stream {
 
     struct hist *ttft_hist;
     char model[96];
+
+    /* admission (admission.c) */
+    struct aq_entry aq;     /* in the worker's admission queue while waiting */
+    uint64_t enq_ms;        /* when it started waiting, 0 = never */
+    int64_t want_tokens;    /* max_tokens, or the tenant's default */
+    int64_t reserved;       /* tokens of the reservation not used yet */
+    int64_t prepaid;        /* tokens taken from the bucket beyond it, not used yet */
+    uint32_t retry_after_s; /* for a 429 */
+    uint16_t tenant;        /* index in the shared tenant table, UINT16_MAX = none */
+    uint8_t features;       /* rollout: bit per enum rollout_feature */
+    bool admitted;          /* holds a node slot and its tenant's stream count */
+    bool governed;          /* subject to the governor's limit (adaptive_governor) */
+    bool budgeted;          /* its tenant has a token budget */
 };
 
 /* Creates the stream for the client's current request and starts it (pool
  * or connect, then send).  <head> is the request head for the backend
  * without its final CRLF and Content-Length (the stream adds them). */
 int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
-                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len);
+                 uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len,
+                 uint32_t max_tokens);
+
+/* Admission (admission.c) reports on a stream that waited in its queue:
+ * admitted (the upstream request starts), or refused with <api_err>. */
+void stream_admitted(struct stream *st);
+void stream_admission_failed(struct stream *st, int api_err);
+/* Ends the stream at once (operator's command): `event: error` or an
+ * error response, upstream cancelled. */
+void stream_cancel(struct stream *st);
 
 /* Upstream side reports. */
 void stream_on_sent(struct stream *st); /* request fully sent */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataplane/admission.h"
 #include "dataplane/client.h"
 #include "dataplane/stream.h"
 #include "dataplane/upstream.h"
@@ -184,6 +185,9 @@ static void on_timer(struct tw_entry *e, void *arg)
     case TK_UPCONN:
         upstream_on_timer(container_of(e, struct upconn, timer));
         return;
+    case TK_ADMIT:
+        adm_on_timer(container_of(e, struct worker, adm_timer));
+        return;
     default:
         return;
     }
@@ -193,6 +197,9 @@ static void on_timer(struct tw_entry *e, void *arg)
  * completions produced goes to the kernel in one io_uring_enter. */
 static void end_of_turn(struct worker *w)
 {
+    if (w->adm_pump_pending)
+        adm_pump(w);
+    adm_poll_commands(w);
     if (w->rx.pending) {
         /* Buffers came back: receives that ran dry may start again. */
         struct list_node *n;
@@ -294,7 +301,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
             w.zc_threshold = cfg->send_zc_threshold;
     }
     w.hdrs = calloc(cfg->max_headers, sizeof *w.hdrs);
-    if (!w.hdrs || upstream_pools_init(&w) < 0) {
+    if (!w.hdrs || upstream_pools_init(&w) < 0 || adm_init(&w) < 0) {
         log_error("out of memory");
         _exit(1);
     }
@@ -377,6 +384,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     uring_bufring_destroy(&w.ring, &w.rx);
     io_uring_queue_exit(&w.ring);
     bufpool_destroy(&w.slabs);
+    adm_destroy(&w);
     free(w.pools);
     free(w.hdrs);
     exit(0);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
+#include "dataplane/admit_queue.h"
 #include "dataplane/bufpool.h"
 #include "dataplane/h1_parser.h"
 #include "dataplane/timer_wheel.h"
@@ -57,6 +58,7 @@ enum timer_kind {
     TK_CONN = 1,
     TK_STREAM = 2,
     TK_UPCONN = 3,
+    TK_ADMIT = 4,
 };
 
 struct conn;
@@ -107,6 +109,15 @@ struct worker {
     uint32_t zc_threshold;  /* 0 = plain sends only */
     unsigned batch_nr;      /* completions the next wait asks for (batch_wait_us) */
     uint32_t zc_copied_run; /* consecutive zero-copy sends the kernel copied anyway */
+
+    /* admission (admission.c) */
+    struct admit_queue aq;
+    struct tw_entry adm_timer;
+    bool adm_pump_pending;     /* a slot freed this turn: try the queue */
+    uint16_t *tenant_map;      /* config tenant index -> shared table index */
+    uint16_t default_tenant;   /* "default" in the shared table, UINT16_MAX = none */
+    struct shm_ring *ev_ring;  /* events up to the control plane */
+    struct shm_ring *cmd_ring; /* commands down from it */
 };
 
 /* Runs a worker until it has drained.  Never returns; exits the process. */

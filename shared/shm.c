@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,11 +35,22 @@ static size_t slots_offset(unsigned nslots)
     return (off + 63) & ~(size_t)63;
 }
 
+static size_t ring_pair_size(void)
+{
+    return shm_ring_bytes(SHM_EV_RING_CAP) + shm_ring_bytes(SHM_CMD_RING_CAP);
+}
+
 int shm_create(struct shm *s, unsigned nslots)
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    size_t size = slots_offset(nslots) + (size_t)nslots * sizeof(struct shm_slot);
+    if (nslots > SHM_MAX_SLOTS)
+        return -EINVAL;
+    /* Rings come last, page-aligned: a slot's rings are touched (and so
+     * take memory) only once a process has claimed that slot. */
+    size_t rings_off = slots_offset(nslots) + (size_t)nslots * sizeof(struct shm_slot);
+    rings_off = (rings_off + 4095) & ~(size_t)4095;
+    size_t size = rings_off + (size_t)nslots * ring_pair_size();
     size = (size + 4095) & ~(size_t)4095;
     int fd = memfd_create("sluice-shm", MFD_CLOEXEC);
     if (fd < 0)
@@ -55,6 +67,8 @@ int shm_create(struct shm *s, unsigned nslots)
     s->seg->version = SHM_VERSION;
     s->seg->nslots = nslots;
     s->seg->size = size;
+    s->seg->rings_off = rings_off;
+    s->seg->ring_pair_size = ring_pair_size();
     return 0;
 fail:;
     int err = -errno;
@@ -78,6 +92,27 @@ struct shm_slot *shm_slot(const struct shm *s, unsigned idx)
     return (struct shm_slot *)(base + (size_t)idx * sizeof(struct shm_slot));
 }
 
+struct shm_ring *shm_ev_ring(const struct shm *s, unsigned idx)
+{
+    char *base = (char *)s->seg + s->seg->rings_off + (size_t)idx * s->seg->ring_pair_size;
+    return (struct shm_ring *)base;
+}
+
+struct shm_ring *shm_cmd_ring(const struct shm *s, unsigned idx)
+{
+    return (struct shm_ring *)((char *)shm_ev_ring(s, idx) + shm_ring_bytes(SHM_EV_RING_CAP));
+}
+
+static void live_bit(struct shm *s, unsigned idx, bool on)
+{
+    _Atomic uint64_t *w = &s->seg->tables.live_workers[idx / 64];
+    uint64_t bit = 1ULL << (idx % 64);
+    if (on)
+        atomic_fetch_or_explicit(w, bit, memory_order_release);
+    else
+        atomic_fetch_and_explicit(w, ~bit, memory_order_release);
+}
+
 int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t generation)
 {
     for (unsigned i = 0; i < s->seg->nslots; i++) {
@@ -91,7 +126,13 @@ int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t 
         h->generation = generation;
         atomic_store_explicit(&h->heartbeat_ms, 0, memory_order_relaxed);
         atomic_store_explicit(&h->draining, 0, memory_order_relaxed);
+        /* The control plane reads a worker's event ring only while its
+         * slot is live, so the rings are fresh before the slot goes live. */
+        shm_ring_init(shm_ev_ring(s, i), SHM_EV_RING_CAP);
+        shm_ring_init(shm_cmd_ring(s, i), SHM_CMD_RING_CAP);
         atomic_store_explicit(&h->state, SHM_SLOT_LIVE, memory_order_release);
+        if (role == SHM_ROLE_WORKER)
+            live_bit(s, i, true);
         return (int)i;
     }
     return -ENOSPC;
@@ -141,6 +182,21 @@ void shm_slot_release(struct shm *s, unsigned idx)
     struct shm_counters *r = &seg->retired.c;
     struct shm_counters *c = &slot->c;
 
+    /* Out of the node sums first: from here on no admission counts this
+     * worker's streams, which died with it. */
+    if (seg->hdr[idx].role == SHM_ROLE_WORKER)
+        live_bit(s, idx, false);
+    /* Tokens it held reserved for streams that no longer exist go back. */
+    unsigned nt = atomic_load_explicit(&seg->tables.ntenants, memory_order_acquire);
+    for (unsigned t = 0; t < nt && t < SHM_MAX_TENANTS; t++) {
+        int64_t held = atomic_load_explicit(&slot->tenant_reserved[t], memory_order_relaxed);
+        if (held > 0)
+            atomic_fetch_add_explicit(&seg->tables.tenants[t].tokens_avail, held,
+                                      memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&seg->retired_ring_dropped, shm_ring_dropped(shm_ev_ring(s, idx)),
+                              memory_order_relaxed);
+
     atomic_fetch_add_explicit(&seg->fold_seq, 1, memory_order_acq_rel);
     atomic_thread_fence(memory_order_release);
     for (unsigned i = 0; i < SHM_N_CODES; i++)
@@ -158,6 +214,16 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->recv_enobufs, &c->recv_enobufs);
     fold_counter(&r->slab_waits, &c->slab_waits);
     fold_counter(&r->bytes_out, &c->bytes_out);
+    for (unsigned i = 0; i < REJ_COUNT; i++)
+        fold_counter(&r->rejected[i], &c->rejected[i]);
+    fold_counter(&r->admitted, &c->admitted);
+    fold_counter(&r->queued, &c->queued);
+    for (unsigned i = 0; i < FEAT_COUNT; i++) {
+        fold_counter(&r->rollout_on[i], &c->rollout_on[i]);
+        fold_counter(&r->rollout_off[i], &c->rollout_off[i]);
+    }
+    fold_counter(&r->tokens_charged, &c->tokens_charged);
+    fold_counter(&r->cancels_by_cmd, &c->cancels_by_cmd);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);
@@ -190,4 +256,77 @@ int shm_read_retry(const struct shm *s, uint32_t token)
 {
     atomic_thread_fence(memory_order_acquire);
     return atomic_load_explicit(&s->seg->fold_seq, memory_order_relaxed) != token;
+}
+
+int shm_tenant_find(const struct shm *s, const char *name)
+{
+    const struct shm_tables *t = &s->seg->tables;
+    unsigned n = atomic_load_explicit(&t->ntenants, memory_order_acquire);
+    for (unsigned i = 0; i < n && i < SHM_MAX_TENANTS; i++)
+        if (strcmp(t->tenants[i].name, name) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+int shm_tenant_set(struct shm *s, const char *name, uint32_t hard_limit, uint32_t burst_limit,
+                   uint32_t decay_ms, uint64_t tokens_per_minute, uint32_t default_max_tokens)
+{
+    struct shm_tables *t = &s->seg->tables;
+    int i = shm_tenant_find(s, name);
+    struct shm_tenant *e;
+    if (i < 0) {
+        /* Entries are never reused: a stream of an old configuration may
+         * still hold an index, and a tenant's budget outlives reloads. */
+        unsigned n = atomic_load_explicit(&t->ntenants, memory_order_relaxed);
+        if (n >= SHM_MAX_TENANTS)
+            return -ENOSPC;
+        e = &t->tenants[n];
+        snprintf(e->name, sizeof e->name, "%s", name);
+        atomic_store_explicit(&e->tokens_avail, (int64_t)tokens_per_minute, memory_order_relaxed);
+        atomic_store_explicit(&e->used, 1, memory_order_relaxed);
+        atomic_store_explicit(&t->ntenants, n + 1, memory_order_release);
+        i = (int)n;
+    } else {
+        e = &t->tenants[i];
+        /* A budget that was raised starts with the difference available. */
+        uint64_t old = atomic_load_explicit(&e->tokens_per_minute, memory_order_relaxed);
+        if (tokens_per_minute > old)
+            atomic_fetch_add_explicit(&e->tokens_avail, (int64_t)(tokens_per_minute - old),
+                                      memory_order_relaxed);
+    }
+    atomic_store_explicit(&e->hard_limit, hard_limit, memory_order_relaxed);
+    atomic_store_explicit(&e->burst_limit, burst_limit, memory_order_relaxed);
+    atomic_store_explicit(&e->decay_ms, decay_ms, memory_order_relaxed);
+    atomic_store_explicit(&e->default_max_tokens, default_max_tokens, memory_order_relaxed);
+    atomic_store_explicit(&e->tokens_per_minute, tokens_per_minute, memory_order_relaxed);
+    /* Until the control plane says otherwise, the whole burst is allowed. */
+    atomic_store_explicit(&e->conc_limit, burst_limit ? burst_limit : hard_limit,
+                          memory_order_relaxed);
+    return i;
+}
+
+int64_t shm_node_admitted(const struct shm *s)
+{
+    int64_t n = 0;
+    SHM_FOR_EACH_WORKER (s, idx)
+        n += atomic_load_explicit(&shm_slot(s, idx)->g.admitted, memory_order_relaxed);
+    return n;
+}
+
+int64_t shm_node_queued(const struct shm *s)
+{
+    int64_t n = 0;
+    SHM_FOR_EACH_WORKER (s, idx)
+        n += atomic_load_explicit(&shm_slot(s, idx)->g.queue_len, memory_order_relaxed);
+    return n;
+}
+
+int64_t shm_node_tenant_streams(const struct shm *s, unsigned tenant)
+{
+    int64_t n = 0;
+    if (tenant >= SHM_MAX_TENANTS)
+        return 0;
+    SHM_FOR_EACH_WORKER (s, idx)
+        n += atomic_load_explicit(&shm_slot(s, idx)->tenant_streams[tenant], memory_order_relaxed);
+    return n;
 }

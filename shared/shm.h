@@ -26,7 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/events.h"
 #include "shared/hist.h"
+#include "shared/rollout.h"
+#include "shared/shm_ring.h"
 
 #define SHM_MAGIC         0x31454349554c53ULL /* "SLUICE1" */
 #define SHM_VERSION       1
@@ -34,6 +37,11 @@
 #define SHM_LABEL_TENANT  32
 #define SHM_LABEL_BACKEND 64
 #define SHM_LABEL_MODEL   96
+#define SHM_MAX_SLOTS     1024 /* bound of the live-worker bitmap */
+#define SHM_MAX_TENANTS   1025 /* CONFIG_MAX_TENANTS and the implicit "default" */
+#define SHM_TENANT_NAME   64
+#define SHM_EV_RING_CAP   4096 /* events up, per process slot */
+#define SHM_CMD_RING_CAP  64   /* commands down, per process slot */
 
 /* HTTP statuses counted by sluice_requests_total{code}; anything else "other".
  * 499 is a client that went away before its response started (nginx's use). */
@@ -66,6 +74,13 @@ struct shm_counters {
     _Atomic uint64_t recv_enobufs;           /* receive buffer ring ran dry */
     _Atomic uint64_t slab_waits;             /* stream paused because the slab pool was empty */
     _Atomic uint64_t bytes_out;              /* bytes sent to clients */
+    _Atomic uint64_t rejected[REJ_COUNT];    /* refused at admission, by reason */
+    _Atomic uint64_t admitted;               /* streams admitted (all of them) */
+    _Atomic uint64_t queued;                 /* ... of which waited in the admission queue */
+    _Atomic uint64_t rollout_on[FEAT_COUNT]; /* requests inside each feature's rollout */
+    _Atomic uint64_t rollout_off[FEAT_COUNT];
+    _Atomic uint64_t tokens_charged; /* tokens charged to tenant budgets */
+    _Atomic uint64_t cancels_by_cmd; /* streams ended by an operator's command */
     struct hist itl;
 };
 
@@ -76,6 +91,10 @@ struct shm_gauges {
     _Atomic int64_t upstream_conns;
     _Atomic int64_t upstream_idle;
     _Atomic int64_t slabs_used;
+    _Atomic int64_t admitted;   /* completion streams holding an admission */
+    _Atomic int64_t queue_len;  /* requests waiting for admission */
+    _Atomic int64_t queue_peak; /* most waiting at once, reset by the control plane */
+    _Atomic int64_t adm_peak;   /* most admitted at once, reset by the control plane */
 };
 
 struct shm_ttft_label {
@@ -90,6 +109,41 @@ struct shm_slot {
     struct shm_counters c;
     struct shm_gauges g;
     struct shm_ttft_label ttft[SHM_TTFT_LABELS];
+    /* Per tenant (index in the tenant table), written by the worker only:
+     * its streams, and the tokens it holds reserved for them.  A dead
+     * worker's entries vanish with its slot (the reservations go back to
+     * the budgets), so no count can outlive the streams it counts. */
+    _Atomic int32_t tenant_streams[SHM_MAX_TENANTS];
+    _Atomic int64_t tenant_reserved[SHM_MAX_TENANTS];
+};
+
+/* One tenant's shared state.  The limits are written by the supervisor
+ * (start, reload), conc_limit by the control plane (burst decay), and the
+ * token bucket is charged by workers and refilled by the control plane with
+ * atomic read-modify-writes. */
+struct shm_tenant {
+    char name[SHM_TENANT_NAME]; /* written once, before `used` */
+    _Atomic uint32_t used;
+    _Atomic uint32_t hard_limit;  /* 0 = none */
+    _Atomic uint32_t burst_limit; /* >= hard_limit, or 0 */
+    _Atomic uint32_t decay_ms;
+    _Atomic uint32_t default_max_tokens;
+    _Atomic uint32_t conc_limit;        /* effective stream limit now; 0 = none */
+    _Atomic uint64_t tokens_per_minute; /* 0 = no budget */
+    _Atomic int64_t tokens_avail;       /* the bucket; may dip below 0 by a batch */
+} __attribute__((aligned(64)));
+
+/* Read-mostly node tables: the control plane writes, workers read on every
+ * admission with plain atomic loads (each value stands alone; none needs to
+ * be read together with another). */
+struct shm_tables {
+    _Atomic uint32_t admit_limit;         /* governor's node limit; 0 = not set yet */
+    _Atomic uint32_t rollout[FEAT_COUNT]; /* percent, 0..100 */
+    _Atomic uint32_t rollout_loaded;      /* the control plane has applied its state file */
+    _Atomic int32_t consumer_pid;         /* the control plane that owns the event rings */
+    _Atomic uint32_t ntenants;            /* entries of tenants[] in use */
+    _Atomic uint64_t live_workers[SHM_MAX_SLOTS / 64]; /* bit per worker slot, by the supervisor */
+    struct shm_tenant tenants[SHM_MAX_TENANTS];
 };
 
 enum shm_slot_state {
@@ -120,8 +174,12 @@ struct shm_segment {
     uint32_t nslots;
     uint64_t size;
     _Atomic uint32_t fold_seq;
+    uint64_t rings_off;      /* where the per-slot rings start */
+    uint64_t ring_pair_size; /* bytes of one slot's event + command rings */
+    _Atomic uint64_t retired_ring_dropped;
+    struct shm_tables tables;
     struct shm_slot retired;
-    struct shm_slot_hdr hdr[]; /* nslots of them, then the slots (see shm_slot()) */
+    struct shm_slot_hdr hdr[]; /* nslots of them, then the slots (see shm_slot()), then rings */
 };
 
 struct shm {
@@ -142,6 +200,31 @@ int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t 
 /* Supervisor, after the child is reaped: folds its counters into `retired`
  * and frees the slot. */
 void shm_slot_release(struct shm *s, unsigned idx);
+
+/* The slot's rings: events from its process, commands to it. */
+struct shm_ring *shm_ev_ring(const struct shm *s, unsigned idx);
+struct shm_ring *shm_cmd_ring(const struct shm *s, unsigned idx);
+
+/* Supervisor: fills the tenant table entry for <name> (found or added) with
+ * these limits; a new entry starts with a full token bucket.  Returns its
+ * index, or -ENOSPC. */
+int shm_tenant_set(struct shm *s, const char *name, uint32_t hard_limit, uint32_t burst_limit,
+                   uint32_t decay_ms, uint64_t tokens_per_minute, uint32_t default_max_tokens);
+/* The index of tenant <name>, or -ENOENT. */
+int shm_tenant_find(const struct shm *s, const char *name);
+
+/* Node-wide sums over the live worker slots (a dead worker's streams are not
+ * in them: its slot left the set when it was reaped). */
+int64_t shm_node_admitted(const struct shm *s);
+int64_t shm_node_queued(const struct shm *s);
+int64_t shm_node_tenant_streams(const struct shm *s, unsigned tenant);
+
+/* Calls fn(slot index) for every live worker slot. */
+#define SHM_FOR_EACH_WORKER(s, idx)                                                                \
+    for (unsigned _w = 0, idx = 0; _w < SHM_MAX_SLOTS / 64; _w++)                                  \
+        for (uint64_t _b =                                                                         \
+                 atomic_load_explicit(&(s)->seg->tables.live_workers[_w], memory_order_acquire);   \
+             _b && ((idx = _w * 64 + (unsigned)__builtin_ctzll(_b)), 1); _b &= _b - 1)
 
 /* Status code -> counter index. */
 enum shm_code shm_code_index(int status);

@@ -64,6 +64,7 @@ struct supervisor {
     bool stopping;
     uint64_t stop_deadline_ms;
     bool control_stopped;
+    bool control_pending; /* reload: the new control plane waits for the old to exit */
     const char *config_path;
     uint32_t next_gen;
 };
@@ -108,6 +109,23 @@ static void gen_free(struct gen *g)
 
 /* Builds a generation for <cfg> (taken over), sharing the previous one's
  * sockets where the addresses did not change. */
+/* The tenant table in shared memory: every configured tenant, and the
+ * implicit "default" of requests without auth.  Limits follow the new
+ * configuration at once (the workers read them on every admission). */
+static void publish_tenants(struct supervisor *s, const struct config *cfg)
+{
+    bool has_default = false;
+    for (unsigned i = 0; i < cfg->n_tenants; i++) {
+        const struct config_tenant *t = &cfg->tenants[i];
+        has_default |= strcmp(t->name, "default") == 0;
+        if (shm_tenant_set(&s->shm, t->name, t->hard_limit, t->burst_limit, t->decay_ms,
+                           t->tokens_per_minute, t->default_max_tokens) < 0)
+            log_warn("tenant table full: [tenant %s] runs without limits", t->name);
+    }
+    if (!has_default)
+        (void)shm_tenant_set(&s->shm, "default", 0, 0, 60000, 0, 1024);
+}
+
 static struct gen *gen_new(struct supervisor *s, struct config *cfg, const struct gen *prev)
 {
     struct gen *g = calloc(1, sizeof *g);
@@ -159,6 +177,7 @@ static struct gen *gen_new(struct supervisor *s, struct config *cfg, const struc
                   strerror(-g->admin_fd));
         goto fail;
     }
+    publish_tenants(s, &g->cfg);
     return g;
 fail:
     if (g->listen_fds)
@@ -215,7 +234,7 @@ static void spawn(struct supervisor *s, struct gen *g, unsigned idx)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (control) {
             close_foreign_fds(s, g->admin_fd);
-            control_main(&g->cfg, &s->shm, slot, g->admin_fd, g->nworkers);
+            control_main(&g->cfg, &s->shm, slot, g->admin_fd, g->nworkers, s->config_path);
         }
         close_foreign_fds(s, g->listen_fds[idx]);
         if (s->ncpus) {
@@ -265,6 +284,17 @@ static void on_child_exit(struct supervisor *s, struct child *c, int status)
         snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
     shm_slot_release(&s->shm, (unsigned)c->slot);
     c->gen->alive--;
+    if (c->idx == CONTROL_IDX) {
+        /* Its lease on the event rings ends with it. */
+        int32_t pid = c->pid;
+        atomic_compare_exchange_strong(&s->shm.seg->tables.consumer_pid, &pid, 0);
+        /* A reload stops the old control plane before starting the new one
+         * (the rings have one consumer at a time): it starts now. */
+        if (c->gen != s->cur && !s->stopping) {
+            s->restart_at[CONTROL_IDX] = clock_mono_ms();
+            s->control_pending = false;
+        }
+    }
     bool restart = c->gen == s->cur && !s->stopping && !c->stopping;
     if (restart) {
         uint64_t now = clock_mono_ms();
@@ -350,10 +380,18 @@ static void reload(struct supervisor *s)
     s->cur = g;
     memset(s->restart_at, 0, sizeof s->restart_at);
     log_set_level((enum log_level)g->cfg.log_level);
-    /* New children first, then drain the old ones: someone always accepts. */
-    spawn(s, g, CONTROL_IDX);
+    /* New workers first, then drain the old ones: someone always accepts.
+     * The new control plane starts once the old one has exited (see
+     * on_child_exit), so the event rings never have two consumers. */
     for (unsigned i = 0; i < g->nworkers; i++)
         spawn(s, g, i);
+    bool old_control = false;
+    for (unsigned i = 0; i < MAX_CHILDREN; i++)
+        old_control |= s->children[i].pid && s->children[i].idx == CONTROL_IDX;
+    if (old_control)
+        s->control_pending = true;
+    else
+        spawn(s, g, CONTROL_IDX);
     signal_children(s, old, true, true, SIGTERM);
     log_info("reloaded %s: generation %u, %u workers", s->config_path, g->id, g->nworkers);
 }

@@ -41,6 +41,11 @@ static const struct {
     {API_ERR_CONNECT_TIMEOUT, 504, -1},
     {API_ERR_FIRST_TOKEN_TIMEOUT, 504, -1},
     {API_ERR_TOKEN_TIMEOUT, 504, -1},
+    {API_ERR_TENANT_STREAMS, 429, 1},
+    {API_ERR_TENANT_TOKENS, 429, 1},
+    {API_ERR_TENANT_EXHAUSTED, 429, 1},
+    {API_ERR_QUEUE_TIMEOUT, 503, 1},
+    {API_ERR_CANCELLED, 503, 0},
 };
 
 Test(api_error, every_error_has_status_type_code)

@@ -111,6 +111,7 @@ struct vres {
     int rc;
     char model[64];
     bool stream;
+    uint32_t max_tokens;
     char detail[256];
 };
 
@@ -120,8 +121,8 @@ static struct vres validate(enum route r, const char *body)
     memset(&v, 0, sizeof v);
     snprintf(v.model, sizeof v.model, "unset");
     v.stream = true;
-    v.rc = route_validate(r, body, strlen(body), v.model, sizeof v.model, &v.stream, v.detail,
-                          sizeof v.detail);
+    v.rc = route_validate(r, body, strlen(body), v.model, sizeof v.model, &v.stream, &v.max_tokens,
+                          v.detail, sizeof v.detail);
     return v;
 }
 
@@ -243,20 +244,23 @@ Test(route, validate_not_json)
     const char *b = "{\"model\":\"m\",\"messages\":[1]}GARBAGE";
     char model[16], detail[128];
     bool st;
-    cr_assert_eq(route_validate(ROUTE_CHAT, b, strlen(b) - 7, model, sizeof model, &st, detail,
+    uint32_t mt;
+    cr_assert_eq(route_validate(ROUTE_CHAT, b, strlen(b) - 7, model, sizeof model, &st, &mt, detail,
                                 sizeof detail),
                  0);
-    cr_assert_eq(route_validate(ROUTE_CHAT, b, 10, model, sizeof model, &st, detail, sizeof detail),
-                 API_ERR_INVALID_JSON);
+    cr_assert_eq(
+        route_validate(ROUTE_CHAT, b, 10, model, sizeof model, &st, &mt, detail, sizeof detail),
+        API_ERR_INVALID_JSON);
 }
 
 Test(route, validate_small_detail_buffer)
 {
     char model[8], detail[8];
     bool st;
+    uint32_t mt;
     const char *b = "{\"messages\":[1]}";
-    int rc =
-        route_validate(ROUTE_CHAT, b, strlen(b), model, sizeof model, &st, detail, sizeof detail);
+    int rc = route_validate(ROUTE_CHAT, b, strlen(b), model, sizeof model, &st, &mt, detail,
+                            sizeof detail);
     cr_assert_eq(rc, API_ERR_MISSING_FIELD);
     cr_assert_eq(strlen(detail), sizeof detail - 1, "truncated, NUL-terminated");
 }
@@ -489,4 +493,39 @@ Test(route, reqid_valid)
     }
     /* the length bounds the id */
     cr_assert(route_reqid_valid("ok id", 2));
+}
+
+Test(route, validate_max_tokens)
+{
+    struct vres v = validate(ROUTE_CHAT, "{\"model\":\"m\",\"messages\":[1]}");
+    cr_assert_eq(v.rc, 0);
+    cr_assert_eq(v.max_tokens, 0, "absent");
+    v = validate(ROUTE_CHAT, "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":300}");
+    cr_assert_eq(v.rc, 0);
+    cr_assert_eq(v.max_tokens, 300);
+    v = validate(ROUTE_CHAT, "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":null,"
+                             "\"max_completion_tokens\":77}");
+    cr_assert_eq(v.rc, 0);
+    cr_assert_eq(v.max_tokens, 77);
+    v = validate(ROUTE_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":500,"
+                                    "\"max_completion_tokens\":90}");
+    cr_assert_eq(v.rc, 0);
+    cr_assert_eq(v.max_tokens, 90, "the smaller bound");
+    v = validate(ROUTE_CHAT, "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":99999999999999}");
+    cr_assert_eq(v.rc, 0);
+    cr_assert_eq(v.max_tokens, UINT32_MAX);
+    static const char *const bad[] = {
+        "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":0}",
+        "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":-5}",
+        "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":1.5}",
+        "{\"model\":\"m\",\"messages\":[1],\"max_tokens\":\"10\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        v = validate(ROUTE_CHAT, bad[i]);
+        cr_assert_eq(v.rc, API_ERR_INVALID_FIELD, "%s", bad[i]);
+        cr_assert_str_eq(v.detail, "'max_tokens' must be a positive integer");
+    }
+    v = validate(ROUTE_CHAT, "{\"model\":\"m\",\"messages\":[1],\"max_completion_tokens\":0}");
+    cr_assert_eq(v.rc, API_ERR_INVALID_FIELD);
+    cr_assert_str_eq(v.detail, "'max_completion_tokens' must be a positive integer");
 }
