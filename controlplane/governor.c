@@ -219,6 +219,11 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
     return gov_limit(g);
 }
 
+void gov_set_limit(struct governor *g, unsigned limit)
+{
+    g->limit = clampd((double)limit, g->p.min_limit, g->p.max_limit);
+}
+
 unsigned gov_limit(const struct governor *g)
 {
     double l = clampd(g->limit, g->p.min_limit, g->p.max_limit);

@@ -143,6 +143,9 @@ void gov_init(struct governor *g, const struct gov_params *p);
 unsigned gov_update(struct governor *g, const struct gov_sample *s);
 
 unsigned gov_limit(const struct governor *g);
+/* Seeds the limit (clamped to [min, max]): a restarted control plane
+ * resumes from the limit the workers still apply instead of from min. */
+void gov_set_limit(struct governor *g, unsigned limit);
 unsigned gov_empty_intervals(const struct governor *g);
 
 /* "pid" / "gradient"; "?" for anything else. */

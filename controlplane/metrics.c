@@ -25,6 +25,16 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->recv_enobufs += rd(&c->recv_enobufs);
     s->slab_waits += rd(&c->slab_waits);
     s->bytes_out += rd(&c->bytes_out);
+    for (unsigned i = 0; i < REJ_COUNT; i++)
+        s->rejected[i] += rd(&c->rejected[i]);
+    s->admitted += rd(&c->admitted);
+    s->queued += rd(&c->queued);
+    for (unsigned i = 0; i < FEAT_COUNT; i++) {
+        s->rollout_on[i] += rd(&c->rollout_on[i]);
+        s->rollout_off[i] += rd(&c->rollout_off[i]);
+    }
+    s->tokens_charged += rd(&c->tokens_charged);
+    s->cancels_by_cmd += rd(&c->cancels_by_cmd);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -88,7 +98,15 @@ void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap)
             snap->upstream_conns += rdg(&sl->g.upstream_conns);
             snap->upstream_idle += rdg(&sl->g.upstream_idle);
             snap->slabs_used += rdg(&sl->g.slabs_used);
+            snap->admitted_now += rdg(&sl->g.admitted);
+            snap->queue_len += rdg(&sl->g.queue_len);
+            snap->ring_dropped += shm_ring_dropped(shm_ev_ring(shm, i));
         }
+        snap->ring_dropped += rd(&seg->retired_ring_dropped);
+        snap->admit_limit = atomic_load_explicit(&seg->tables.admit_limit, memory_order_relaxed);
+        for (unsigned f = 0; f < FEAT_COUNT; f++)
+            snap->rollout_pct[f] =
+                atomic_load_explicit(&seg->tables.rollout[f], memory_order_relaxed);
         if (!shm_read_retry(shm, tok))
             return;
     }
@@ -213,6 +231,40 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
     counter(b, "sluice_slab_waits_total", "Streams paused because the slab pool ran low.",
             s->slab_waits);
     gauge(b, "sluice_slabs_used", "Output slabs in use.", s->slabs_used);
+    sbuf_puts(b, "# HELP sluice_rejected_total Requests refused at admission, by reason.\n"
+                 "# TYPE sluice_rejected_total counter\n");
+    for (unsigned r = 0; r < REJ_COUNT; r++)
+        sbuf_printf(b, "sluice_rejected_total{reason=\"%s\"} %llu\n", ev_reject_name(r),
+                    (unsigned long long)s->rejected[r]);
+    gauge(b, "sluice_governor_limit",
+          "Concurrent completion streams the governor admits on this node.", s->admit_limit);
+    gauge(b, "sluice_admitted_streams", "Completion streams holding an admission now.",
+          s->admitted_now);
+    gauge(b, "sluice_admission_queue", "Requests waiting for admission now.", s->queue_len);
+    counter(b, "sluice_admitted_total", "Completion streams admitted.", s->admitted);
+    counter(b, "sluice_admission_queued_total",
+            "Completion streams that waited in an admission queue.", s->queued);
+    counter(b, "sluice_ring_dropped_total",
+            "Events a worker could not hand to the control plane (ring full).", s->ring_dropped);
+    counter(b, "sluice_tenant_tokens_charged_total", "Tokens charged to tenant budgets.",
+            s->tokens_charged);
+    counter(b, "sluice_operator_cancels_total", "Streams ended by sluicectl cancel.",
+            s->cancels_by_cmd);
+    sbuf_puts(b, "# HELP sluice_rollout_percent Share of requests inside each feature.\n"
+                 "# TYPE sluice_rollout_percent gauge\n");
+    for (unsigned f = 0; f < FEAT_COUNT; f++)
+        sbuf_printf(b, "sluice_rollout_percent{feature=\"%s\"} %u\n",
+                    rollout_name((enum rollout_feature)f), s->rollout_pct[f]);
+    sbuf_puts(b, "# HELP sluice_rollout_requests_total Completion requests by feature and "
+                 "whether they were inside its rollout.\n"
+                 "# TYPE sluice_rollout_requests_total counter\n");
+    for (unsigned f = 0; f < FEAT_COUNT; f++) {
+        const char *name = rollout_name((enum rollout_feature)f);
+        sbuf_printf(b, "sluice_rollout_requests_total{feature=\"%s\",in=\"true\"} %llu\n", name,
+                    (unsigned long long)s->rollout_on[f]);
+        sbuf_printf(b, "sluice_rollout_requests_total{feature=\"%s\",in=\"false\"} %llu\n", name,
+                    (unsigned long long)s->rollout_off[f]);
+    }
     gauge(b, "sluice_workers", "Worker processes alive.", s->workers_live);
     gauge(b, "sluice_workers_draining", "Worker processes draining.", s->workers_draining);
     return b->err;

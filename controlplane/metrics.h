@@ -46,6 +46,18 @@ struct metrics_snapshot {
     int64_t upstream_conns;
     int64_t upstream_idle;
     int64_t slabs_used;
+    uint64_t rejected[REJ_COUNT];
+    uint64_t admitted;
+    uint64_t queued;
+    uint64_t rollout_on[FEAT_COUNT];
+    uint64_t rollout_off[FEAT_COUNT];
+    uint64_t tokens_charged;
+    uint64_t cancels_by_cmd;
+    uint64_t ring_dropped;
+    int64_t admitted_now;
+    int64_t queue_len;
+    uint32_t admit_limit;
+    uint32_t rollout_pct[FEAT_COUNT];
     struct hist_snap itl;
     struct metrics_label labels[METRICS_MAX_LABELS];
     unsigned nlabels;

@@ -119,6 +119,15 @@ int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t 
         struct shm_slot_hdr *h = &s->seg->hdr[i];
         if (atomic_load_explicit(&h->state, memory_order_acquire) != SHM_SLOT_FREE)
             continue;
+        /* Dekker with shm_cp_enter: announce the claim, then wait until the
+         * control plane is out of this slot's rings before resetting them.
+         * It holds them for microseconds; the bound is for a control plane
+         * that died inside (shm_cp_reset clears it too). */
+        atomic_fetch_add_explicit(&h->claims, 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        for (unsigned spin = 0;
+             atomic_load_explicit(&h->cp_busy, memory_order_seq_cst) && spin < 100000; spin++)
+            sched_yield();
         memset(shm_slot(s, i), 0, sizeof(struct shm_slot));
         atomic_store_explicit(&h->pid, 0, memory_order_relaxed);
         h->worker = (uint16_t)worker;
@@ -237,6 +246,7 @@ void shm_slot_release(struct shm *s, unsigned idx)
     }
     memset(slot, 0, sizeof *slot);
     atomic_store_explicit(&seg->hdr[idx].pid, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&seg->hdr[idx].claims, 1, memory_order_release);
     atomic_store_explicit(&seg->hdr[idx].state, SHM_SLOT_FREE, memory_order_release);
     atomic_thread_fence(memory_order_release);
     atomic_fetch_add_explicit(&seg->fold_seq, 1, memory_order_acq_rel);
@@ -329,4 +339,33 @@ int64_t shm_node_tenant_streams(const struct shm *s, unsigned tenant)
     SHM_FOR_EACH_WORKER (s, idx)
         n += atomic_load_explicit(&shm_slot(s, idx)->tenant_streams[tenant], memory_order_relaxed);
     return n;
+}
+
+bool shm_cp_enter(struct shm *s, unsigned idx)
+{
+    struct shm_slot_hdr *h = &s->seg->hdr[idx];
+    uint32_t before = atomic_load_explicit(&h->claims, memory_order_seq_cst);
+    if (atomic_load_explicit(&h->state, memory_order_acquire) != SHM_SLOT_LIVE ||
+        h->role != SHM_ROLE_WORKER)
+        return false;
+    atomic_store_explicit(&h->cp_busy, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    /* A claim or release since we looked: the rings may be reset under us. */
+    if (atomic_load_explicit(&h->claims, memory_order_seq_cst) != before ||
+        atomic_load_explicit(&h->state, memory_order_acquire) != SHM_SLOT_LIVE) {
+        atomic_store_explicit(&h->cp_busy, 0, memory_order_release);
+        return false;
+    }
+    return true;
+}
+
+void shm_cp_leave(struct shm *s, unsigned idx)
+{
+    atomic_store_explicit(&s->seg->hdr[idx].cp_busy, 0, memory_order_release);
+}
+
+void shm_cp_reset(struct shm *s)
+{
+    for (unsigned i = 0; i < s->seg->nslots; i++)
+        atomic_store_explicit(&s->seg->hdr[i].cp_busy, 0, memory_order_release);
 }

@@ -23,6 +23,7 @@
 #define SLUICE_SHM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -166,6 +167,8 @@ struct shm_slot_hdr {
     uint32_t generation;
     _Atomic uint64_t heartbeat_ms; /* CLOCK_MONOTONIC ms, written by the child */
     _Atomic uint64_t draining;     /* 1 once the child drains */
+    _Atomic uint32_t claims;       /* bumped at every claim and release */
+    _Atomic uint32_t cp_busy;      /* the control plane is using this slot's rings */
 } __attribute__((aligned(64)));
 
 struct shm_segment {
@@ -200,6 +203,15 @@ int shm_slot_claim(struct shm *s, unsigned worker, enum shm_role role, uint32_t 
 /* Supervisor, after the child is reaped: folds its counters into `retired`
  * and frees the slot. */
 void shm_slot_release(struct shm *s, unsigned idx);
+
+/* Control plane: begins using the rings of worker slot <idx>.  Returns
+ * false when the slot is not a live worker (then nothing is held).  The
+ * supervisor never re-initialises a slot's rings while they are in use, so
+ * between enter and leave the rings are the ones of one process. */
+bool shm_cp_enter(struct shm *s, unsigned idx);
+void shm_cp_leave(struct shm *s, unsigned idx);
+/* Supervisor: the control plane died; whatever it held is free. */
+void shm_cp_reset(struct shm *s);
 
 /* The slot's rings: events from its process, commands to it. */
 struct shm_ring *shm_ev_ring(const struct shm *s, unsigned idx);

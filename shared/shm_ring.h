@@ -97,7 +97,9 @@ unsigned shm_ring_pop(struct shm_ring *r, void *out, unsigned max);
  * that may be stale by the time it returns. */
 uint32_t shm_ring_count(const struct shm_ring *r);
 
-/* Records dropped because the ring was full, since init. */
+/* Pushes refused because the ring was full, since init.  Every -ENOBUFS
+ * counts, so a producer that retries a record (the tests do; sluice's
+ * workers must not) counts each try. */
 uint64_t shm_ring_dropped(const struct shm_ring *r);
 
 uint32_t shm_ring_capacity(const struct shm_ring *r);

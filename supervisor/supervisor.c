@@ -288,6 +288,7 @@ static void on_child_exit(struct supervisor *s, struct child *c, int status)
         /* Its lease on the event rings ends with it. */
         int32_t pid = c->pid;
         atomic_compare_exchange_strong(&s->shm.seg->tables.consumer_pid, &pid, 0);
+        shm_cp_reset(&s->shm);
         /* A reload stops the old control plane before starting the new one
          * (the rings have one consumer at a time): it starts now. */
         if (c->gen != s->cur && !s->stopping) {
