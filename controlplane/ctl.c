@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +61,23 @@ int ctl_init(struct ctl *c, struct cp *cp, const char *path, const char *group)
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
             return -errno;
     }
-    /* Only a stale socket is removed, never a file someone put there. */
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        (void)unlink(path);
-    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* Only a stale socket is removed: never a file someone put there, nor
+     * the socket of another sluice that is running (it would lose its CLI). */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        int probe = S_ISSOCK(st.st_mode) ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (!S_ISSOCK(st.st_mode) || live) {
+            close(fd);
+            return live ? -EADDRINUSE : -EEXIST;
+        }
+        (void)unlink(path);
+    }
     /* Created with no access for others, then opened up as configured. */
     mode_t old = umask(0177);
     int ret = bind(fd, (struct sockaddr *)&sa, sizeof sa);

@@ -31,11 +31,11 @@ int adm_init(struct worker *w)
     aq_params_default(&p);
     p.capacity = cfg->queue_max ? cfg->queue_max : 1;
     p.ttl_ms = cfg->queue_ttl_ms;
-    /* CoDel's target: a request that already waited a quarter of the TTFT
-     * budget while the queue never emptied is unlikely to make it. */
-    p.codel_target_ms = cfg->target_ttft_ms / 4 ? cfg->target_ttft_ms / 4 : 1;
-    if (p.codel_target_ms * 2 >= p.ttl_ms)
-        p.codel_target_ms = 0; /* the TTL comes first anyway */
+    /* CoDel: when the queue has not emptied for a whole interval at a
+     * quarter of the TTL, it is standing (the backends are saturated, not
+     * bursting), and waiting the whole TTL would only make more requests
+     * miss their TTFT: entries older than half the TTL are shed then. */
+    p.codel_target_ms = cfg->queue_ttl_ms / 4;
     p.codel_interval_ms = cfg->sample_interval_ms;
     int ret = aq_init(&w->aq, &p);
     if (ret < 0)

@@ -95,10 +95,15 @@ class Sluice(Proc):
     def __init__(self, backend_port, conf=None, workers=2):
         self.port = free_port()
         self.admin_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sluice-test-")
+        self.control_socket = os.path.join(self.dir, "control.sock")
+        self.state_dir = os.path.join(self.dir, "state")
         sections = {
             "server": {
                 "listen": "127.0.0.1:%d" % self.port,
                 "admin_listen": "127.0.0.1:%d" % self.admin_port,
+                "control_socket": self.control_socket,
+                "state_dir": self.state_dir,
                 "workers": str(workers),
                 "log_level": "info",
                 "drain_timeout": "10s",
