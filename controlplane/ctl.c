@@ -462,7 +462,7 @@ static void on_request(struct ctl *c, struct ctl_conn *k, uint64_t now_ms)
 {
     json_error_t jerr;
     json_t *req = json_loadb(k->in, k->in_len, 0, &jerr);
-    const char *argv[16];
+    const char *argv[16] = {0};
     size_t argc = json_is_array(req) ? json_array_size(req) : 0;
     bool good = argc >= 1 && argc <= 16;
     for (size_t i = 0; good && i < argc; i++) {

@@ -133,8 +133,9 @@ static void print_rollout(const json_t *feats)
 {
     const char *name;
     json_t *v;
-    json_object_foreach ((json_t *)feats, name, v)
+    json_object_foreach ((json_t *)feats, name, v) {
         printf("  %-20s %3lld %%\n", name, (long long)json_integer_value(v));
+    }
 }
 
 static void print_limits(const json_t *d)
@@ -188,8 +189,9 @@ static void print_status(const json_t *d)
     printf("rejected:");
     const char *name;
     json_t *v;
-    json_object_foreach (json_object_get(d, "rejected"), name, v)
+    json_object_foreach (json_object_get(d, "rejected"), name, v) {
         printf(" %s %lld", name, (long long)json_integer_value(v));
+    }
     printf("\nrollout:\n");
     print_rollout(json_object_get(d, "rollout"));
     const json_t *se = json_object_get(d, "state_error");
@@ -211,11 +213,12 @@ static void print_top(const json_t *d, bool tty)
            "TTFT p50", "TTFT p95", "admitted", "limit");
     size_t i;
     json_t *s;
-    json_array_foreach (json_object_get(d, "seconds"), i, s)
+    json_array_foreach (json_object_get(d, "seconds"), i, s) {
         printf("  %8lld %8lld %8lld %8lld %8lldms %8lldms %8lld %7lld\n", geti(s, "tokens"),
                geti(s, "first_tokens"), geti(s, "ended"), geti(s, "rejected"),
                geti(s, "ttft_p50_ms"), geti(s, "ttft_p95_ms"), geti(s, "admitted"),
                geti(s, "limit"));
+    }
     printf("\n");
     print_tenants(json_object_get(d, "tenants"));
     fflush(stdout);
@@ -319,8 +322,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "sluicectl: %s\n", json_string_value(json_object_get(reply, "error")));
             size_t k;
             json_t *e;
-            json_array_foreach (json_object_get(reply, "errors"), k, e)
+            json_array_foreach (json_object_get(reply, "errors"), k, e) {
                 fprintf(stderr, "  %s\n", json_string_value(e));
+            }
         }
         json_decref(reply);
         return rc;
@@ -344,8 +348,9 @@ int main(int argc, char **argv)
             printf("nothing to roll back: every feature named is at 0 %%\n");
         const char *name;
         json_t *v;
-        json_object_foreach ((json_t *)was, name, v)
+        json_object_foreach ((json_t *)was, name, v) {
             printf("%s: %lld %% -> 0 %%\n", name, (long long)json_integer_value(v));
+        }
     } else if (strcmp(cmd, "limits") == 0) {
         print_limits(d);
     } else if (strcmp(cmd, "tenants") == 0) {
@@ -353,9 +358,10 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "backends") == 0) {
         size_t k;
         json_t *b;
-        json_array_foreach (json_object_get(d, "backends"), k, b)
+        json_array_foreach (json_object_get(d, "backends"), k, b) {
             printf("  %-20s %s\n", json_string_value(json_object_get(b, "name")),
                    json_string_value(json_object_get(b, "url")));
+        }
     } else if (strcmp(cmd, "drain") == 0) {
         printf("draining: open streams finish, new ones are refused, then sluice exits\n");
     } else if (strcmp(cmd, "reload") == 0) {

@@ -38,6 +38,7 @@ void conn_begin(struct conn *c, struct conn_env *env)
     c->rx = 0;
     c->body_left = 0;
     c->tokens = 0;
+    c->retry_after_ms = 0;
     c->status = 0;
     c->phase = PHASE_HEAD;
     c->body_mode = BODY_NONE;
@@ -46,6 +47,7 @@ void conn_begin(struct conn *c, struct conn_env *env)
     c->done = false;
     c->sse_error = false;
     c->reusable = false;
+    c->slo_ok = false;
     c->carry_len = 0;
     sse_framer_init(&c->framer);
     if (env->verify)
@@ -77,14 +79,24 @@ static int carry_append(struct conn *c, const char *p, size_t n)
     return 0;
 }
 
+static bool slo_met(const struct conn_env *env, int64_t ttft_ns)
+{
+    return env->slo_ttft_ns < 0 || ttft_ns <= env->slo_ttft_ns;
+}
+
 /* Records the end of the stream once; decides whether the socket can be reused. */
 static void finish(struct conn *c, struct conn_env *env, enum stats_outcome o, int64_t now)
 {
     if (c->phase == PHASE_ENDED)
         return;
-    if (!env->stream && o == STATS_OK && c->t_sent)
+    if (!env->stream && o == STATS_OK && c->t_sent) {
         stats_add(&env->stats->ttft, now - c->t_sent); /* the whole answer is the first token */
+        if (env->ts)
+            ts_token(env->ts, now, true, now - c->t_sent, slo_met(env, now - c->t_sent));
+    }
     stats_record(env->stats, o, c->status);
+    if (env->ts)
+        ts_ended(env->ts, now ? now : stats_now_ns(), o, c->status);
     atomic_fetch_sub_explicit(env->inflight, 1, memory_order_relaxed);
     if (env->verify && c->sse)
         verify_end(env->verify, &c->vs, stats_outcome_name(o));
@@ -122,12 +134,18 @@ static void on_event(struct conn *c, struct conn_env *env, const char *ev, size_
     if (evfields_is_error(&f))
         c->sse_error = true;
     if (fl & SSE_EV_CONTENT) {
-        if (c->tokens++ == 0)
-            stats_add(&env->stats->ttft, c->t_sent ? now - c->t_sent : 0);
-        else
+        bool first = c->tokens++ == 0;
+        int64_t ttft = c->t_sent ? now - c->t_sent : 0;
+        if (first) {
+            stats_add(&env->stats->ttft, ttft);
+            c->slo_ok = slo_met(env, ttft);
+        } else {
             stats_add(&env->stats->itl, now - c->t_last_tok);
+        }
         c->t_last_tok = now;
         env->stats->tokens++;
+        if (env->ts)
+            ts_token(env->ts, now, first, ttft, c->slo_ok);
     }
     if (fl & SSE_EV_DONE)
         c->done = true;
@@ -218,6 +236,21 @@ static int feed_body(struct conn *c, struct conn_env *env, const char **p, size_
     }
 }
 
+/* Retry-After in delay-seconds (an HTTP-date counts as 1 s), at most 60 s; 0 if none. */
+static uint32_t retry_after_ms(const struct h1_response *r)
+{
+    const struct h1_header *h = h1_header_find(r->headers, r->n_headers, "retry-after");
+    if (!h)
+        return 0;
+    uint32_t s = 0;
+    uint32_t i = 0;
+    while (i < h->value_len && h->value[i] >= '0' && h->value[i] <= '9' && s <= 60)
+        s = s * 10 + (uint32_t)(h->value[i++] - '0');
+    if (i == 0 || i < h->value_len)
+        s = 1;
+    return (s > 60 ? 60 : s) * 1000;
+}
+
 /* A head was parsed (into env->headers); sets up the body.  FED_DONE: no body. */
 static int on_head(struct conn *c, struct conn_env *env, const struct h1_response *r)
 {
@@ -228,6 +261,8 @@ static int on_head(struct conn *c, struct conn_env *env, const struct h1_respons
     }
     c->status = r->status;
     c->keep_alive = (r->flags & H1_F_KEEP_ALIVE) != 0;
+    if (r->status >= 300)
+        c->retry_after_ms = retry_after_ms(r);
     c->sse = env->stream && r->status == 200;
     c->phase = PHASE_BODY;
     if (r->flags & H1_F_NO_BODY) {

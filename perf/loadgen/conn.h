@@ -28,6 +28,7 @@
 #include "dataplane/h1_parser.h"
 #include "dataplane/sse.h"
 #include "perf/loadgen/stats.h"
+#include "perf/loadgen/timeseries.h"
 #include "perf/loadgen/verify.h"
 
 #define CONN_HEAD_MAX    ((size_t)64 * 1024)   /* largest response head */
@@ -38,6 +39,8 @@
 struct conn_env {
     struct stats *stats;
     struct verify_ctx *verify; /* NULL without --verify */
+    struct ts_series *ts;      /* NULL without --timeseries */
+    int64_t slo_ttft_ns;       /* --slo-ttft; < 0: none (every stream meets it) */
     bool stream;               /* requests ask for an SSE stream */
     atomic_llong *inflight;    /* streams started and not ended, all loops */
     struct h1_limits limits;
@@ -71,6 +74,7 @@ struct conn {
     uint64_t rx;        /* response bytes so far */
     uint64_t body_left; /* Content-Length bytes still expected */
     uint32_t tokens;
+    uint32_t retry_after_ms; /* Retry-After of a non-2xx answer, 0 if none */
     uint16_t status;
     uint8_t phase;     /* head or body */
     uint8_t body_mode; /* none, length, chunked, until close */
@@ -79,6 +83,7 @@ struct conn {
     bool done;      /* [DONE] seen */
     bool sse_error; /* `event: error` seen */
     bool reusable;  /* after CONN_ENDED: the socket may carry the next request */
+    bool slo_ok;    /* the first token came within --slo-ttft */
     struct h1_chunked chunk;
     struct sse_framer framer;
     char *carry; /* partial head or event */

@@ -16,8 +16,9 @@
 #define SCAN_NS    (100 * 1000000LL) /* timeouts and backoffs are checked this often */
 #define BACKOFF_NS (100 * 1000000LL) /* wait after a failed connect */
 
-/* Slot states (struct conn.state).  S_IDLE: started, between sockets or streams. */
-enum { S_OFF, S_IDLE, S_QUEUED, S_BACKOFF, S_CONNECTING, S_SENDING, S_STREAM };
+/* Slot states (struct conn.state).  S_IDLE: started, between sockets or streams.
+ * S_PARKED: not wanted by the schedule now (may keep an idle socket). */
+enum { S_OFF, S_IDLE, S_QUEUED, S_BACKOFF, S_PARKED, S_CONNECTING, S_SENDING, S_STREAM };
 
 struct loop {
     const struct loop_config *cfg;
@@ -25,8 +26,11 @@ struct loop {
     int epfd;
     struct conn *conns;
     uint32_t n;
-    uint32_t next_ramp; /* slots below this one have been started */
-    uint32_t active;    /* started slots not yet S_OFF */
+    uint32_t first, step; /* slot i is connection first + i * step */
+    uint32_t wanted;      /* --schedule: slots below this one are wanted now */
+    int64_t next_sched;   /* --schedule: when the wanted count changes next */
+    uint32_t next_ramp;   /* slots below this one have been started */
+    uint32_t active;      /* started slots not yet S_OFF */
     uint32_t connecting;
     uint32_t *queue; /* ring of slots waiting for a connect slot */
     uint32_t q_cap;  /* its size: n, at least 1 */
@@ -38,6 +42,7 @@ struct loop {
     int connect_errno;
     char *rbuf;
     struct stats stats;
+    struct ts_series ts;
     struct verify_ctx *verify;
     struct conn_env env;
 };
@@ -54,7 +59,10 @@ struct loop *loop_new(const struct loop_config *cfg, struct loop_shared *sh, uin
     l->cfg = cfg;
     l->sh = sh;
     l->epfd = -1;
+    l->first = first;
+    l->step = step;
     stats_init(&l->stats);
+    ts_init(&l->ts, 0);
     for (uint32_t g = first; g < cfg->concurrency; g += step)
         l->n++;
     l->q_cap = l->n ? l->n : 1;
@@ -73,6 +81,8 @@ struct loop *loop_new(const struct loop_config *cfg, struct loop_shared *sh, uin
     }
     l->env.stats = &l->stats;
     l->env.verify = l->verify;
+    l->env.ts = cfg->timeseries ? &l->ts : NULL;
+    l->env.slo_ttft_ns = cfg->slo_ttft_ns;
     l->env.stream = cfg->stream;
     l->env.inflight = &sh->inflight;
     l->env.limits = (struct h1_limits){
@@ -105,6 +115,7 @@ void loop_free(struct loop *l)
     if (l->epfd >= 0)
         close(l->epfd);
     stats_free(&l->stats);
+    ts_free(&l->ts);
     free(l->verify);
     free(l->conns);
     free(l->queue);
@@ -115,6 +126,11 @@ void loop_free(struct loop *l)
 struct stats *loop_stats(struct loop *l)
 {
     return &l->stats;
+}
+
+struct ts_series *loop_timeseries(struct loop *l)
+{
+    return l->cfg->timeseries ? &l->ts : NULL;
 }
 
 const struct verify_ctx *loop_verify(const struct loop *l)
@@ -154,6 +170,20 @@ static void slot_off(struct loop *l, struct conn *c)
     }
 }
 
+/* Without --schedule every slot is always wanted. */
+static bool slot_wanted(const struct loop *l, const struct conn *c)
+{
+    return !l->cfg->schedule || (uint32_t)(c - l->conns) < l->wanted;
+}
+
+/* Not wanted now: keep an idle kept-alive socket for when it is again. */
+static void slot_park(struct loop *l, struct conn *c)
+{
+    if (c->fd < 0 || !c->reusable || c->state == S_CONNECTING)
+        slot_close(l, c);
+    c->state = S_PARKED;
+}
+
 static bool take_budget(struct loop *l)
 {
     return !l->sh->limited || atomic_fetch_sub(&l->sh->remaining, 1) > 0;
@@ -162,6 +192,8 @@ static bool take_budget(struct loop *l)
 static void stream_begin(struct loop *l, struct conn *c, int64_t now)
 {
     l->stats.started++;
+    if (l->env.ts)
+        ts_started(l->env.ts, now);
     c->requests++;
     long long now_in = atomic_fetch_add_explicit(&l->sh->inflight, 1, memory_order_relaxed) + 1;
     long long peak = atomic_load_explicit(&l->sh->peak_inflight, memory_order_relaxed);
@@ -180,7 +212,9 @@ static void pump_queue(struct loop *l, int64_t now)
         struct conn *c = &l->conns[l->queue[l->q_head]];
         l->q_head = (l->q_head + 1) % l->q_cap;
         l->q_len--;
-        if (c->state == S_QUEUED)
+        if (c->state == S_QUEUED && !slot_wanted(l, c))
+            slot_park(l, c);
+        else if (c->state == S_QUEUED)
             slot_connect(l, c, now);
     }
 }
@@ -296,6 +330,19 @@ static void slot_next(struct loop *l, struct conn *c, int64_t now)
 {
     if (l->stopping || (l->cfg->once && c->requests > 0)) {
         slot_off(l, c);
+        return;
+    }
+    if (!slot_wanted(l, c)) {
+        slot_park(l, c);
+        return;
+    }
+    if (c->retry_after_ms && l->cfg->retry_after) {
+        /* The server asked for a pause: the same socket, later. */
+        c->t_wake = now + (int64_t)c->retry_after_ms * 1000000;
+        c->retry_after_ms = 0;
+        if (c->fd < 0 || !c->reusable)
+            slot_close(l, c);
+        c->state = S_BACKOFF;
         return;
     }
     if (c->fd >= 0 && c->reusable) {
@@ -429,7 +476,7 @@ static void begin_stop(struct loop *l, int64_t now)
     l->q_len = 0;
     for (uint32_t i = 0; i < l->n; i++) {
         struct conn *c = &l->conns[i];
-        if (c->state == S_QUEUED || c->state == S_BACKOFF)
+        if (c->state == S_QUEUED || c->state == S_BACKOFF || c->state == S_PARKED)
             slot_off(l, c);
     }
 }
@@ -445,12 +492,40 @@ static void abort_all(struct loop *l)
     }
 }
 
+/* --schedule: the wanted count at <now>; wakes the parked slots now wanted. */
+static void follow_schedule(struct loop *l, int64_t now)
+{
+    const struct ts_schedule *sch = l->cfg->schedule;
+    int64_t t = now - l->sh->t0;
+    uint32_t target = ts_schedule_at(sch, t);
+    uint32_t want = target > l->first ? (target - l->first + l->step - 1) / l->step : 0;
+    if (want > l->n)
+        want = l->n;
+    int64_t next = ts_schedule_next(sch, t);
+    l->next_sched = next == INT64_MAX ? INT64_MAX : l->sh->t0 + next;
+    uint32_t was = l->wanted;
+    l->wanted = want;
+    for (uint32_t i = was; i < want && !l->stopping; i++)
+        if (l->conns[i].state == S_PARKED)
+            slot_next(l, &l->conns[i], now);
+}
+
 int loop_run(struct loop *l)
 {
     const struct loop_config *cfg = l->cfg;
     struct epoll_event evs[MAX_EVENTS];
     int64_t deadline = cfg->duration_ns >= 0 ? l->sh->t0 + cfg->duration_ns : INT64_MAX;
     l->next_scan = l->sh->t0 + SCAN_NS;
+    l->ts.t0 = l->sh->t0;
+    l->next_sched = INT64_MAX;
+    if (cfg->schedule) {
+        /* Every slot takes part from the start, parked until wanted. */
+        for (uint32_t i = 0; i < l->n; i++)
+            l->conns[i].state = S_PARKED;
+        l->active = l->n;
+        l->next_ramp = l->n;
+        l->next_sched = l->sh->t0;
+    }
     for (;;) {
         int64_t now = stats_now_ns();
         int intr = l->sh->interrupted ? *l->sh->interrupted : 0;
@@ -458,6 +533,11 @@ int loop_run(struct loop *l)
             begin_stop(l, now);
         if (l->stopping && (now >= l->grace_end || intr >= 2))
             abort_all(l);
+        if (!l->stopping && now >= l->next_sched)
+            follow_schedule(l, now);
+        if (l->env.ts)
+            ts_inflight(l->env.ts, now,
+                        atomic_load_explicit(&l->sh->inflight, memory_order_relaxed));
         while (l->next_ramp < l->n && ramp_time(l, l->next_ramp) <= now) {
             struct conn *c = &l->conns[l->next_ramp++];
             l->active++;
@@ -475,6 +555,8 @@ int loop_run(struct loop *l)
             wake = ramp_time(l, l->next_ramp);
         if (!l->stopping && deadline < wake)
             wake = deadline;
+        if (!l->stopping && l->next_sched < wake)
+            wake = l->next_sched;
         if (l->stopping && l->grace_end < wake)
             wake = l->grace_end;
         int64_t ms = wake > now ? (wake - now + 999999) / 1000000 : 0;

@@ -5,6 +5,14 @@
  * kept-alive connection, reconnects, --timeout, the -d deadline, the -n
  * budget and --once, and the grace time after the deadline.
  *
+ * With --schedule the number of connections wanted changes over time:
+ * connection i is wanted while i < the schedule's value.  A wanted
+ * connection that is parked starts its next stream at once; one that is no
+ * longer wanted finishes its stream, then parks (keeping an idle
+ * kept-alive socket).  With --retry-after a connection whose answer carried
+ * Retry-After (a 429 or 503) waits that long before its next request.
+ * With --timeseries each loop fills its own per-second series.
+ *
  * Edge-triggered epoll; each socket is registered once for reading and
  * writing.  Reads go into the loop's own buffer and the time is taken right
  * after each read returns; the bytes are handed to conn_feed() at once, so
@@ -26,6 +34,7 @@
 
 #include "perf/loadgen/conn.h"
 #include "perf/loadgen/stats.h"
+#include "perf/loadgen/timeseries.h"
 #include "perf/loadgen/verify.h"
 
 struct loop_config {
@@ -43,8 +52,12 @@ struct loop_config {
     bool once;            /* one request per connection */
     bool stream;
     bool verify;
-    int64_t expect_tokens; /* -1: any */
-    uint32_t connect_cap;  /* connects in flight, per loop */
+    int64_t expect_tokens;              /* -1: any */
+    uint32_t connect_cap;               /* connects in flight, per loop */
+    const struct ts_schedule *schedule; /* --schedule, or NULL */
+    bool retry_after;                   /* --retry-after */
+    bool timeseries;                    /* --timeseries: keep a per-second series */
+    int64_t slo_ttft_ns;                /* --slo-ttft; < 0: none */
 };
 
 struct loop_shared {
@@ -70,6 +83,8 @@ struct loop *loop_new(const struct loop_config *cfg, struct loop_shared *sh, uin
 int loop_run(struct loop *l);
 
 struct stats *loop_stats(struct loop *l);
+/* The loop's per-second series (NULL without cfg->timeseries). */
+struct ts_series *loop_timeseries(struct loop *l);
 const struct verify_ctx *loop_verify(const struct loop *l);
 int64_t loop_end_time(const struct loop *l);
 /* errno of the first failed connect, 0 if none. */

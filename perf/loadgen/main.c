@@ -25,6 +25,7 @@
 #include "perf/loadgen/report.h"
 #include "perf/loadgen/request.h"
 #include "perf/loadgen/stats.h"
+#include "perf/loadgen/timeseries.h"
 
 #define MAX_THREADS         256
 #define MAX_SOURCES         64
@@ -55,6 +56,10 @@ static void usage(FILE *f)
           "  --grace SECONDS     after -d, time for running streams to finish (default 30)\n"
           "  -t THREADS          epoll loops, connections split between them (default 1)\n"
           "  --source A,B,...    bind connections round-robin to these local addresses\n"
+          "  --schedule T:C,...  from T seconds on, C connections (a step function; -c\n"
+          "                      defaults to the largest C; needs -d or a last C of 0)\n"
+          "  --retry-after       after an answer with Retry-After (429, 503), wait that\n"
+          "                      long (at most 60 s) before the connection's next request\n"
           "Request:\n"
           "  --completions       /v1/completions body (prompt) instead of chat (messages)\n"
           "  --model NAME        (default llmsim-1)\n"
@@ -69,6 +74,10 @@ static void usage(FILE *f)
           "  --verify            check llmsim tokens \" w0\", \" w1\"... in order, [DONE], ids\n"
           "  --expect-tokens N   with --verify: every stream has exactly N tokens\n"
           "  --fail-on-error     exit 1 if any stream failed\n"
+          "  --timeseries FILE   per-second JSON: offered, started, ended by reason, tokens,\n"
+          "                      TTFT percentiles of the first tokens of each second\n"
+          "  --slo-ttft MS       with --timeseries: also count tokens of streams whose TTFT\n"
+          "                      was at most MS (goodput)\n"
           "Exit: 0 ok, 1 verify violations or (--fail-on-error) failed streams, 2 bad usage.\n",
           f);
 }
@@ -191,6 +200,10 @@ enum {
     OPT_VERIFY,
     OPT_EXPECT_TOKENS,
     OPT_FAIL_ON_ERROR,
+    OPT_SCHEDULE,
+    OPT_RETRY_AFTER,
+    OPT_TIMESERIES,
+    OPT_SLO_TTFT,
 };
 
 static const struct option long_opts[] = {
@@ -211,6 +224,10 @@ static const struct option long_opts[] = {
     {"verify", no_argument, NULL, OPT_VERIFY},
     {"expect-tokens", required_argument, NULL, OPT_EXPECT_TOKENS},
     {"fail-on-error", no_argument, NULL, OPT_FAIL_ON_ERROR},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"retry-after", no_argument, NULL, OPT_RETRY_AFTER},
+    {"timeseries", required_argument, NULL, OPT_TIMESERIES},
+    {"slo-ttft", required_argument, NULL, OPT_SLO_TTFT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -220,7 +237,11 @@ int main(int argc, char **argv)
     static struct loop_config cfg;
     static struct loop_shared sh;
     static struct sockaddr_storage sources[MAX_SOURCES];
+    static struct ts_schedule schedule;
     long long conc = 1, total = -1, threads = 1;
+    bool conc_set = false;
+    const char *ts_path = NULL;
+    const char *schedule_arg = NULL;
     int64_t duration = -1;
     const char *json_path = NULL;
     bool fail_on_error = false;
@@ -237,12 +258,14 @@ int main(int argc, char **argv)
     cfg.connect_cap = DEFAULT_CONNECT_CAP;
     cfg.expect_tokens = -1;
     cfg.stream = true;
+    cfg.slo_ttft_ns = -1;
 
     int ch;
     while ((ch = getopt_long(argc, argv, "c:d:n:t:H:h", long_opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             conc = parse_int("-c", optarg, 1, 10000000);
+            conc_set = true;
             break;
         case 'd':
             duration = parse_seconds("-d", optarg, false);
@@ -312,6 +335,21 @@ int main(int argc, char **argv)
         case OPT_FAIL_ON_ERROR:
             fail_on_error = true;
             break;
+        case OPT_SCHEDULE:
+            schedule_arg = optarg;
+            break;
+        case OPT_RETRY_AFTER:
+            cfg.retry_after = true;
+            break;
+        case OPT_TIMESERIES:
+            ts_path = optarg;
+            cfg.timeseries = true;
+            break;
+        case OPT_SLO_TTFT: {
+            int64_t ns = parse_seconds("--slo-ttft", optarg, true);
+            cfg.slo_ttft_ns = ns / 1000; /* given in ms, parsed as seconds */
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -320,12 +358,36 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    char err0[256];
     if (optind != argc - 1)
         bad_usage("want exactly one URL");
     if (cfg.once && total >= 0)
         bad_usage("--once and -n are two different stop rules: pick one");
     if (cfg.verify && !cfg.stream)
         bad_usage("--verify checks token streams; it cannot go with --no-stream");
+    if (cfg.slo_ttft_ns >= 0 && !cfg.timeseries)
+        bad_usage("--slo-ttft counts goodput in the --timeseries: give --timeseries too");
+    if (schedule_arg) {
+        if (ts_schedule_parse(schedule_arg, &schedule, err0, sizeof(err0)) < 0)
+            bad_usage("%s", err0);
+        if (cfg.once || cfg.ramp_ns > 0)
+            bad_usage("--schedule decides when connections start: it cannot go with %s",
+                      cfg.once ? "--once" : "--ramp");
+        if (schedule.max_conc == 0)
+            bad_usage("--schedule never wants a connection");
+        if (!conc_set)
+            conc = schedule.max_conc;
+        else if (conc < schedule.max_conc)
+            bad_usage("-c %lld is below the schedule's %u connections", conc, schedule.max_conc);
+        if (duration < 0) {
+            if (schedule.v[schedule.n - 1].conc != 0)
+                bad_usage("--schedule: give -d, or end the schedule with 0 connections");
+            duration = schedule.v[schedule.n - 1].t_ns;
+            if (duration == 0)
+                bad_usage("--schedule ends at 0 s");
+        }
+        cfg.schedule = &schedule;
+    }
     if (duration < 0 && total < 0 && !cfg.once)
         duration = (int64_t)(DEFAULT_DURATION_S * 1e9);
     if (threads > conc)
@@ -408,9 +470,13 @@ int main(int argc, char **argv)
     int64_t t_end = sh.t0;
     uint64_t verify_errors = 0, verify_streams = 0;
     int connect_errno = 0;
+    struct ts_series series;
+    ts_init(&series, sh.t0);
     for (long long t = 0; t < threads; t++) {
         if (stats_merge(&all, loop_stats(loops[t])) < 0)
             fputs("llmload: warning: out of memory merging samples\n", stderr);
+        if (cfg.timeseries && ts_merge(&series, loop_timeseries(loops[t])) < 0)
+            fputs("llmload: warning: out of memory merging the time series\n", stderr);
         if (loop_end_time(loops[t]) > t_end)
             t_end = loop_end_time(loops[t]);
         const struct verify_ctx *v = loop_verify(loops[t]);
@@ -447,7 +513,8 @@ int main(int argc, char **argv)
     };
     stats_summarize(&all.ttft, &r.ttft);
     stats_summarize(&all.itl, &r.itl);
-    bool json_stdout = json_path && strcmp(json_path, "-") == 0;
+    bool json_stdout =
+        (json_path && strcmp(json_path, "-") == 0) || (ts_path && strcmp(ts_path, "-") == 0);
     report_table(json_stdout ? stderr : stdout, &r);
     int exit_code = 0;
     if (json_path) {
@@ -457,6 +524,23 @@ int main(int argc, char **argv)
             exit_code = 1;
         }
     }
+    if (ts_path) {
+        struct ts_report tr = {
+            .schedule = cfg.schedule,
+            .concurrency = (uint32_t)conc,
+            .slo_ttft_ns = cfg.slo_ttft_ns,
+        };
+        if (series.dropped)
+            fprintf(stderr, "llmload: warning: %llu time-series events dropped (out of memory)\n",
+                    (unsigned long long)series.dropped);
+        rc = ts_write_json(ts_path, &series, &tr);
+        if (rc < 0) {
+            fprintf(stderr, "llmload: %s: %s\n", ts_path, strerror(-rc));
+            exit_code = 1;
+        }
+    }
+    ts_free(&series);
+    ts_schedule_free(&schedule);
     uint64_t failed = stats_failed(&all);
     stats_free(&all);
     if (run_err || (cfg.verify && verify_errors) || (fail_on_error && failed))

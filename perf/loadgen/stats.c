@@ -59,7 +59,7 @@ int stats_grow(struct stats_samples *ss)
     return reserve(ss, ss->n + 1);
 }
 
-static int merge_samples(struct stats_samples *into, const struct stats_samples *from)
+int stats_samples_merge(struct stats_samples *into, const struct stats_samples *from)
 {
     into->dropped += from->dropped;
     into->sum_ns += from->sum_ns;
@@ -88,8 +88,8 @@ int stats_merge(struct stats *into, const struct stats *from)
     into->bytes_in += from->bytes_in;
     into->connects += from->connects;
     into->retries += from->retries;
-    int a = merge_samples(&into->ttft, &from->ttft);
-    int b = merge_samples(&into->itl, &from->itl);
+    int a = stats_samples_merge(&into->ttft, &from->ttft);
+    int b = stats_samples_merge(&into->itl, &from->itl);
     return a < 0 ? a : b;
 }
 
@@ -153,6 +153,7 @@ void stats_summarize(struct stats_samples *ss, struct stats_summary *out)
     sort_u32(ss->v, ss->n);
     out->p50 = rank_ms(ss->v, ss->n, 50);
     out->p90 = rank_ms(ss->v, ss->n, 90);
+    out->p95 = rank_ms(ss->v, ss->n, 95);
     out->p99 = rank_ms(ss->v, ss->n, 99);
     out->max = ss->max_ns / 1e6;
     out->mean = (double)ss->sum_ns / (double)(ss->n + ss->dropped) / 1e6;

@@ -60,7 +60,7 @@ struct stats {
 
 /* A summary of one sample set, in milliseconds; all 0 when count is 0. */
 struct stats_summary {
-    double p50, p90, p99, max, mean;
+    double p50, p90, p95, p99, max, mean;
     uint64_t count;
 };
 
@@ -92,6 +92,10 @@ static inline void stats_add(struct stats_samples *ss, int64_t ns)
 
 /* Adds everything in <from> to <into>.  Returns 0 or -ENOMEM. */
 int stats_merge(struct stats *into, const struct stats *from);
+
+/* Adds the samples of <from> to <into>.  Returns 0 or -ENOMEM (counted in
+ * into->dropped). */
+int stats_samples_merge(struct stats_samples *into, const struct stats_samples *from);
 
 /* Sorts the samples in place and fills <out>. */
 void stats_summarize(struct stats_samples *ss, struct stats_summary *out);
