@@ -79,12 +79,18 @@ static void status_json(struct admin *a, const struct metrics_snapshot *s, struc
                 "\"workers_live\":%u,\"workers_draining\":%u,\"streams_active\":%lld,"
                 "\"connections_active\":%lld,\"requests_total\":%llu,\"tokens_total\":%llu,"
                 "\"upstream_cancellations_total\":%llu,\"slow_consumers_total\":%llu,"
-                "\"workers\":[",
+                "\"governor_limit\":%u,\"admitted_streams\":%lld,\"admission_queue\":%lld,"
+                "\"rollout\":{",
                 SLUICE_VERSION, (unsigned long long)((now - a->started_ms) / 1000), a->nworkers,
                 s->workers_live, s->workers_draining, (long long)s->streams_active,
                 (long long)s->connections, (unsigned long long)requests,
                 (unsigned long long)s->tokens, (unsigned long long)s->upstream_cancellations,
-                (unsigned long long)s->slow_consumers);
+                (unsigned long long)s->slow_consumers, s->admit_limit, (long long)s->admitted_now,
+                (long long)s->queue_len);
+    for (unsigned f = 0; f < FEAT_COUNT; f++)
+        sbuf_printf(b, "%s\"%s\":%u", f ? "," : "", rollout_name((enum rollout_feature)f),
+                    s->rollout_pct[f]);
+    sbuf_puts(b, "},\"workers\":[");
     bool first = true;
     for (unsigned i = 0; i < seg->nslots; i++) {
         const struct shm_slot_hdr *h = &seg->hdr[i];
@@ -96,13 +102,15 @@ static void status_json(struct admin *a, const struct metrics_snapshot *s, struc
         sbuf_printf(b,
                     "%s{\"worker\":%u,\"pid\":%d,\"generation\":%u,\"draining\":%s,"
                     "\"heartbeat_age_ms\":%lld,\"connections\":%lld,\"streams\":%lld,"
-                    "\"tokens\":%llu}",
+                    "\"admitted\":%lld,\"queued\":%lld,\"tokens\":%llu}",
                     first ? "" : ",", h->worker,
                     (int)atomic_load_explicit(&h->pid, memory_order_relaxed), h->generation,
                     atomic_load_explicit(&h->draining, memory_order_relaxed) ? "true" : "false",
                     hb ? (long long)(now - hb) : -1LL,
                     (long long)atomic_load_explicit(&sl->g.connections, memory_order_relaxed),
                     (long long)atomic_load_explicit(&sl->g.streams_active, memory_order_relaxed),
+                    (long long)atomic_load_explicit(&sl->g.admitted, memory_order_relaxed),
+                    (long long)atomic_load_explicit(&sl->g.queue_len, memory_order_relaxed),
                     (unsigned long long)atomic_load_explicit(&sl->c.tokens, memory_order_relaxed));
         first = false;
     }

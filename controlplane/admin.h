@@ -18,7 +18,6 @@
 #define ADMIN_MAX_CONNS 256
 
 struct admin_conn;
-struct cp;
 
 struct admin {
     int listen_fd;
@@ -27,7 +26,6 @@ struct admin {
     const struct shm *shm;
     unsigned nworkers;
     uint64_t started_ms;
-    struct cp *cp; /* the control plane's view, for /status and the governor metrics */
     struct admin_conn *conns[ADMIN_MAX_CONNS];
 };
 

@@ -183,7 +183,6 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
     load_rollout(cp);
     gov_setup(cp);
     budget_init(&cp->budget, cp->started_ms);
-    admin.cp = cp;
 
     ret = ctl_init(&ctl, cp, cfg->control_socket, cfg->control_group);
     if (ret < 0) {

@@ -108,12 +108,6 @@ static void reject(struct stream *st, enum ev_reject why)
     stream_event(st, EV_REJECT, (uint8_t)why, 0, 0);
 }
 
-static void gauge_peak(_Atomic int64_t *peak, int64_t v)
-{
-    if (v > atomic_load_explicit(peak, memory_order_relaxed))
-        atomic_store_explicit(peak, v, memory_order_relaxed);
-}
-
 /* Takes <want> tokens from the tenant's bucket if it holds them. */
 static bool bucket_take(struct shm_tenant *t, int64_t want)
 {
@@ -190,8 +184,6 @@ static int admit(struct stream *st)
     }
     st->admitted = true;
     shm_gauge_add(&w->slot->g.admitted, 1);
-    gauge_peak(&w->slot->g.adm_peak,
-               atomic_load_explicit(&w->slot->g.admitted, memory_order_relaxed));
     shm_add(&w->slot->c.admitted, 1);
     stream_event(st, EV_ADMIT, 0, 0, st->enq_ms ? (w->now_ms - st->enq_ms) * 1000 : 0);
     return 0;
@@ -219,7 +211,6 @@ static void queue_gauge(struct worker *w)
 {
     int64_t n = aq_len(&w->aq);
     atomic_store_explicit(&w->slot->g.queue_len, n, memory_order_relaxed);
-    gauge_peak(&w->slot->g.queue_peak, n);
 }
 
 int adm_begin(struct stream *st, uint32_t max_tokens, uint32_t cost)

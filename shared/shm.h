@@ -92,10 +92,8 @@ struct shm_gauges {
     _Atomic int64_t upstream_conns;
     _Atomic int64_t upstream_idle;
     _Atomic int64_t slabs_used;
-    _Atomic int64_t admitted;   /* completion streams holding an admission */
-    _Atomic int64_t queue_len;  /* requests waiting for admission */
-    _Atomic int64_t queue_peak; /* most waiting at once, reset by the control plane */
-    _Atomic int64_t adm_peak;   /* most admitted at once, reset by the control plane */
+    _Atomic int64_t admitted;  /* completion streams holding an admission */
+    _Atomic int64_t queue_len; /* requests waiting for admission */
 };
 
 struct shm_ttft_label {

@@ -78,6 +78,7 @@ static void usage(FILE *f)
           "                      TTFT percentiles of the first tokens of each second\n"
           "  --slo-ttft MS       with --timeseries: also count tokens of streams whose TTFT\n"
           "                      was at most MS (goodput)\n"
+          "  --timeseries-samples  with --timeseries: every TTFT sample of each second too\n"
           "Exit: 0 ok, 1 verify violations or (--fail-on-error) failed streams, 2 bad usage.\n",
           f);
 }
@@ -204,6 +205,7 @@ enum {
     OPT_RETRY_AFTER,
     OPT_TIMESERIES,
     OPT_SLO_TTFT,
+    OPT_TS_SAMPLES,
 };
 
 static const struct option long_opts[] = {
@@ -228,6 +230,7 @@ static const struct option long_opts[] = {
     {"retry-after", no_argument, NULL, OPT_RETRY_AFTER},
     {"timeseries", required_argument, NULL, OPT_TIMESERIES},
     {"slo-ttft", required_argument, NULL, OPT_SLO_TTFT},
+    {"timeseries-samples", no_argument, NULL, OPT_TS_SAMPLES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -242,6 +245,7 @@ int main(int argc, char **argv)
     bool conc_set = false;
     const char *ts_path = NULL;
     const char *schedule_arg = NULL;
+    bool ts_samples = false;
     int64_t duration = -1;
     const char *json_path = NULL;
     bool fail_on_error = false;
@@ -345,6 +349,9 @@ int main(int argc, char **argv)
             ts_path = optarg;
             cfg.timeseries = true;
             break;
+        case OPT_TS_SAMPLES:
+            ts_samples = true;
+            break;
         case OPT_SLO_TTFT: {
             int64_t ns = parse_seconds("--slo-ttft", optarg, true);
             cfg.slo_ttft_ns = ns / 1000; /* given in ms, parsed as seconds */
@@ -365,8 +372,8 @@ int main(int argc, char **argv)
         bad_usage("--once and -n are two different stop rules: pick one");
     if (cfg.verify && !cfg.stream)
         bad_usage("--verify checks token streams; it cannot go with --no-stream");
-    if (cfg.slo_ttft_ns >= 0 && !cfg.timeseries)
-        bad_usage("--slo-ttft counts goodput in the --timeseries: give --timeseries too");
+    if ((cfg.slo_ttft_ns >= 0 || ts_samples) && !cfg.timeseries)
+        bad_usage("--slo-ttft and --timeseries-samples go into the --timeseries: give it too");
     if (schedule_arg) {
         if (ts_schedule_parse(schedule_arg, &schedule, err0, sizeof(err0)) < 0)
             bad_usage("%s", err0);
@@ -529,6 +536,7 @@ int main(int argc, char **argv)
             .schedule = cfg.schedule,
             .concurrency = (uint32_t)conc,
             .slo_ttft_ns = cfg.slo_ttft_ns,
+            .samples = ts_samples,
         };
         if (series.dropped)
             fprintf(stderr, "llmload: warning: %llu time-series events dropped (out of memory)\n",

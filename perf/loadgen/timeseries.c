@@ -278,6 +278,12 @@ static json_t *bucket_json(struct ts_bucket *b, size_t i, const struct ts_report
     json_object_set_new(o, "tokens_slo", json_integer((json_int_t)b->tokens_slo));
     json_object_set_new(o, "first_tokens_slo", json_integer((json_int_t)b->first_tokens_slo));
     json_object_set_new(o, "ttft_ms", ttft_summary(&b->ttft));
+    if (r->samples) {
+        json_t *a = json_array(); /* sorted by ttft_summary */
+        for (size_t k = 0; k < b->ttft.n; k++)
+            json_array_append_new(a, json_real(b->ttft.v[k] / 1000.0));
+        json_object_set_new(o, "ttft_samples_ms", a);
+    }
     return o;
 }
 

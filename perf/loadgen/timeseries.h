@@ -94,6 +94,7 @@ struct ts_report {
     const struct ts_schedule *schedule; /* NULL: a constant `concurrency` */
     uint32_t concurrency;
     int64_t slo_ttft_ns; /* < 0: none */
+    bool samples;        /* also every TTFT sample of each second */
 };
 
 /* Writes the series as JSON (see README.md; "-": stdout).  Sorts the

@@ -468,3 +468,81 @@ class WorkerDeathTest(SluiceTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CliOpsTest(SluiceTest):
+    workers = 1
+    sim_args = ("--ttft-ms", "1", "--itl-ms", "1", "--tokens", "2")
+
+    def test_status_and_top(self):
+        request(self.sluice, {"X-Sim-Tokens": "2"})
+        rc, out, err = ctl(self.sluice, "status")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("workers 1 up (1 expected)", out)
+        self.assertIn("limit 16 concurrent streams (gradient, target TTFT p90 550 ms, 16..80", out)
+        self.assertRegex(out, r"\n  adaptive_governor +0 %\n")
+        rc, out, err = ctl(self.sluice, "top", "--count", "2", "--interval", "0.3")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("sluice top"), 2, out)
+        self.assertIn("tokens/s", out)
+        self.assertIn("default", out)  # the tenants table
+        rc, out, _ = ctl(self.sluice, "--json", "top", "--count", "1")
+        d = json.loads(out)
+        self.assertIn("seconds", d)
+        self.assertEqual(d["tenants"][0]["name"], "default")
+        self.assertEqual(ctl(self.sluice, "top", "--count", "0")[0], 2)
+        st = self.sluice.status()
+        self.assertEqual(st["governor_limit"], 16)
+        self.assertEqual(st["rollout"]["adaptive_governor"], 0)
+
+    def test_reload_checks_the_file_first(self):
+        wait_workers_running(self.sluice, 1)
+        pids = self.sluice.worker_pids()
+        good = dict(self.sluice.sections)
+        bad = {k: dict(v) for k, v in good.items()}
+        bad["server"]["worker"] = "3"  # unknown key
+        bad["governor"] = {"min_concurrent": "90"}  # above max_concurrent
+        self.sluice.write_config(bad)
+        try:
+            rc, _, err = ctl(self.sluice, "reload")
+            self.assertEqual(rc, 1)
+            self.assertIn("2 error(s); the running configuration stays", err)
+            self.assertRegex(err, r"\.ini:\d+: unknown key 'worker' in \[server\]")
+            self.assertIn("min_concurrent (90) must be at most max_concurrent (80)", err)
+            time.sleep(0.5)
+            self.assertEqual(self.sluice.worker_pids(), pids, "nothing reloaded")
+        finally:
+            self.sluice.write_config(good)
+        rc, out, err = ctl(self.sluice, "reload")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("reloading", out)
+        wait_until(lambda: (lambda p: p and p != pids)(self.sluice.worker_pids()), 30,
+                   "new workers")
+        wait_until(lambda: ctl(self.sluice, "status")[0] == 0, 30, "control plane back")
+        with open(os.path.join(self.sluice.state_dir, "audit.log")) as f:
+            self.assertIn("reload requested", f.read())
+
+
+class CliDrainTest(unittest.TestCase):
+    def test_drain_finishes_streams_and_stops(self):
+        from harness import Llmsim
+        sim = Llmsim("--ttft-ms", "5", "--itl-ms", "50", "--tokens", "20")
+        try:
+            s = Sluice(sim.port, workers=1)
+            try:
+                r = StreamReader(s.port, 20, 50)  # 1 s
+                r.start()
+                wait_until(lambda: s.metrics()["sluice_streams_active"] == 1, 10, "stream on")
+                rc, out, err = ctl(s, "drain")
+                self.assertEqual(rc, 0, err)
+                self.assertIn("draining", out)
+                self.assertEqual(s.p.wait(30), 0)
+                r.join(10)
+                self.assertTrue(r.whole(), r.describe())
+                self.assertIn("drain requested over the control socket", s.output())
+                # and afterwards there is nobody to talk to
+                self.assertEqual(ctl(s, "status")[0], 3)
+            finally:
+                s.stop()
+        finally:
+            sim.stop()
