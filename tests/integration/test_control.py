@@ -546,3 +546,34 @@ class CliDrainTest(unittest.TestCase):
                 s.stop()
         finally:
             sim.stop()
+
+
+class RingFullTest(SluiceTest):
+    """A control plane that stops reading (here: SIGSTOP) cannot slow the
+    workers down: their event rings fill, events are dropped and counted,
+    every request is still served."""
+    workers = 1
+    sim_args = ("--ttft-ms", "1", "--itl-ms", "1", "--tokens", "1", "--max-batch", "10000")
+
+    def test_full_ring_drops_and_never_blocks(self):
+        wait_workers_running(self.sluice, 1)
+        pid = wait_until(lambda: control_pid(self.sluice), 10, "control plane pid")
+        before = self.sluice.metrics()["sluice_ring_dropped_total"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            out = subprocess.run(
+                [LLMLOAD, "-c", "32", "-n", "3000", "--fail-on-error", "--json", "-",
+                 "http://127.0.0.1:%d%s" % (self.sluice.port, CHAT)],
+                capture_output=True, text=True, timeout=300)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        r = json.loads(out.stdout)
+        self.assertEqual((r["completed"], r["failed"]), (3000, 0))
+        # 3000 streams x (admitted, first token, tokens, end) > one 4096-slot ring
+        m = wait_until(lambda: self.sluice.metrics(), 10, "metrics again")
+        dropped = m["sluice_ring_dropped_total"] - before
+        self.assertGreater(dropped, 3000 * 3 - 4096 - 100)
+        self.assertLessEqual(dropped, 3000 * 4)
+        # the counts never depended on the events
+        self.assertEqual(m['sluice_requests_total{code="200"}'], 3000)
