@@ -1716,3 +1716,25 @@ Test(config_server, control_group)
     cr_assert_str_eq(l->cfg.control_group, "sluice-ops");
     done(l);
 }
+
+#include "controlplane/governor.h"
+
+/* The governor's own defaults (tests, fallback) and the config's must be
+ * the same numbers: the README documents the config's. */
+Test(config_governor, defaults_match_the_governor_module)
+{
+    struct config c;
+    cr_assert_eq(config_defaults(&c), 0);
+    struct gov_params p;
+    gov_params_default(&p);
+    cr_assert_eq((int)p.algo, c.gov_algorithm);
+    cr_assert_float_eq(p.target_ttft_ms, (double)c.target_ttft_ms, 1e-9);
+    cr_assert_eq(p.min_limit, c.min_concurrent);
+    cr_assert_eq(p.max_limit, c.max_concurrent);
+    cr_assert_eq(p.sample_interval_ms, c.sample_interval_ms);
+    cr_assert_float_eq(p.kp, c.gov_kp, 1e-12);
+    cr_assert_float_eq(p.ki, c.gov_ki, 1e-12);
+    cr_assert_float_eq(p.kd, c.gov_kd, 1e-12);
+    cr_assert_float_eq(p.integral_saturation, c.gov_integral_saturation, 1e-12);
+    config_free(&c);
+}
