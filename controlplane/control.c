@@ -38,7 +38,7 @@ int cp_rollout_set(struct cp *cp, unsigned feature, unsigned percent, const char
         pct[i] = atomic_load_explicit(&tb->rollout[i], memory_order_relaxed);
     int ret = rstate_save(cp->cfg->state_dir, pct);
     if (ret < 0)
-        snprintf(cp->state_error, sizeof cp->state_error, "cannot save %s/rollout.json: %s",
+        snprintf(cp->state_error, sizeof cp->state_error, "cannot save %.160s/rollout.json: %s",
                  cp->cfg->state_dir, strerror(-ret));
     else
         cp->state_error[0] = '\0';

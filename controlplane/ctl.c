@@ -258,7 +258,8 @@ static json_t *workers_arr(const struct cp *cp, uint64_t now_ms)
                 "admitted", (json_int_t)atomic_load_explicit(&sl->g.admitted, memory_order_relaxed),
                 "queued", (json_int_t)atomic_load_explicit(&sl->g.queue_len, memory_order_relaxed),
                 "tokens", (json_int_t)atomic_load_explicit(&sl->c.tokens, memory_order_relaxed),
-                "last_pong_ms_ago", (json_int_t)(pong && now_ms >= pong ? now_ms - pong : -1)));
+                "last_pong_ms_ago",
+                pong && now_ms >= pong ? (json_int_t)(now_ms - pong) : (json_int_t)-1));
     }
     return a;
 }

@@ -67,6 +67,8 @@ cat > "$RUN/sluice.ini" <<INI
 [server]
 listen = 0.0.0.0:$PORT
 admin_listen = 127.0.0.1:$ADMIN_PORT
+control_socket = $RUN/control.sock
+state_dir = $RUN/state
 workers = auto
 
 [backend llmsim]
@@ -104,6 +106,8 @@ cat <<TXT
    clients:  http://127.0.0.1:$PORT/v1/chat/completions  (OpenAI API)
    metrics:  curl -s http://127.0.0.1:$ADMIN_PORT/metrics
    status:   curl -s http://127.0.0.1:$ADMIN_PORT/status
+   CLI:      build-release/supervisor/sluicectl --socket $RUN/control.sock status
+             (top, rollout show, rollout set adaptive_governor 100, rollback, limits, tenants)
    logs:     $RUN/sluice.log, $RUN/llmsim.log
    stop:     ./deploy/quickstart.sh stop
 TXT

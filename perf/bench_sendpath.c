@@ -43,7 +43,9 @@
  *                  [--label L] [--json F] [--budget S] [--only PATH]
  * send prints a table on stdout and writes a JSON object to --json.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
@@ -839,7 +841,7 @@ int main(int argc, char **argv)
         if (i + 1 >= argc)
             usage();
         const char *v = argv[++i];
-        unsigned long long u;
+        unsigned long long u = 0;
         int bad = 0;
         if (!strcmp(k, "--addr")) {
             o.addr = v;
