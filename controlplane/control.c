@@ -18,11 +18,12 @@
 #include "controlplane/rollout_state.h"
 #include "shared/log.h"
 
-#define POLL_MS       20   /* rings drained, node gauges sampled */
-#define SECOND_MS     1000 /* history row, pings to the workers */
-#define LEASE_WAIT_MS 5000 /* how long a new control plane waits for the old one's rings */
-#define TAG_SIGNAL    ((void *)1)
-#define TAG_CTL       ((void *)2)
+#define POLL_MS             20   /* rings drained, node gauges sampled */
+#define SECOND_MS           1000 /* history row, pings to the workers */
+#define LEASE_WAIT_MS       5000 /* how long a new control plane waits for the old one's rings */
+#define QUEUE_BUDGET_MIN_MS 25   /* a queue budget below this would refuse every wait */
+#define TAG_SIGNAL          ((void *)1)
+#define TAG_CTL             ((void *)2)
 
 static struct cp cp_state; /* one per process */
 
@@ -132,6 +133,18 @@ static void gov_tick(struct cp *cp)
     s.queued = q > 0 ? (unsigned)q : 0;
     unsigned lim = gov_update(&cp->gov, &s);
     atomic_store_explicit(&cp->shm->seg->tables.admit_limit, lim, memory_order_relaxed);
+    /* A request may wait for admission as long as the TTFT budget leaves
+     * after the backend's own TTFT of late (its p90), at least
+     * QUEUE_BUDGET_MIN_MS, at most queue_ttl_ms: waiting longer would only
+     * make it miss its TTFT anyway. */
+    if (s.n) {
+        const struct config *cfg = cp->cfg;
+        double left = (double)cfg->target_ttft_ms - s.ttft_p90_ms;
+        uint32_t b = left < QUEUE_BUDGET_MIN_MS ? QUEUE_BUDGET_MIN_MS : (uint32_t)left;
+        if (b > cfg->queue_ttl_ms)
+            b = cfg->queue_ttl_ms;
+        atomic_store_explicit(&cp->shm->seg->tables.queue_budget_ms, b, memory_order_relaxed);
+    }
     cp->last_sample = s;
     cp->gov_updates++;
 }
@@ -175,7 +188,7 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
     cp->config_path = config_path;
     cp->nworkers = nworkers;
     cp->started_ms = clock_mono_ms();
-    if (view_init(&cp->view, shm) < 0) {
+    if (view_init(&cp->view, shm, cfg->target_ttft_ms) < 0) {
         log_error("control plane: out of memory");
         _exit(1);
     }

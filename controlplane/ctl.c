@@ -191,15 +191,16 @@ static json_t *limits_obj(const struct cp *cp)
     const struct config *cfg = cp->cfg;
     const struct gov_sample *s = &cp->last_sample;
     return json_pack(
-        "{s:i, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:{s:i, s:f, s:f, s:f, s:i, s:i}, s:I}", "limit",
-        (int)atomic_load_explicit(&cp->shm->seg->tables.admit_limit, memory_order_relaxed),
+        "{s:i, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:{s:i, s:f, s:f, s:f, s:i, s:i}, s:I, s:i}",
+        "limit", (int)atomic_load_explicit(&cp->shm->seg->tables.admit_limit, memory_order_relaxed),
         "algorithm", cfg->gov_algorithm == CONFIG_GOV_PID ? "pid" : "gradient", "target_ttft_ms",
         (int)cfg->target_ttft_ms, "min_concurrent", (int)cfg->min_concurrent, "max_concurrent",
         (int)cfg->max_concurrent, "sample_interval_ms", (int)cfg->sample_interval_ms, "admitted",
         (json_int_t)shm_node_admitted(cp->shm), "queued", (json_int_t)shm_node_queued(cp->shm),
         "last_interval", "first_tokens", (int)s->n, "ttft_p50_ms", s->ttft_p50_ms, "ttft_p90_ms",
         s->ttft_p90_ms, "ttft_p95_ms", s->ttft_p95_ms, "inflight_peak", (int)s->inflight_peak,
-        "queued", (int)s->queued, "updates", (json_int_t)cp->gov_updates);
+        "queued", (int)s->queued, "updates", (json_int_t)cp->gov_updates, "queue_budget_ms",
+        (int)atomic_load_explicit(&cp->shm->seg->tables.queue_budget_ms, memory_order_relaxed));
 }
 
 static json_t *rejected_obj(const struct cp *cp)

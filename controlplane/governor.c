@@ -169,39 +169,77 @@ static double pid_step(struct governor *g, double p90, double *err, double *inte
     return (double)p->min_limit * gov_exp(u);
 }
 
+/* Not in use means 2 * peak < L, so the goal is <= L: a limit left high by
+ * a past peak comes down. */
+static double idle_decay(const struct governor *g, const struct gov_sample *s)
+{
+    const struct gov_params *p = &g->p;
+    double twice = 2.0 * (double)s->inflight_peak;
+    double lo = p->min_limit;
+    double goal = twice > lo ? twice : lo;
+    double a = (double)p->sample_interval_ms / GOV_IDLE_TAU_MS;
+    return g->limit - (a < 1.0 ? a : 1.0) * (g->limit - goal);
+}
+
+static unsigned memory_intervals(const struct gov_params *p)
+{
+    return (unsigned)(GOV_MEMORY_MS / (p->sample_interval_ms ? p->sample_interval_ms : 1)) + 1;
+}
+
 unsigned gov_update(struct governor *g, const struct gov_sample *s)
 {
     const struct gov_params *p = &g->p;
     double lo = p->min_limit, hi = p->max_limit;
     double limit = g->limit;
+    bool in_use = s->queued > 0 || (double)s->inflight_peak >= GOV_USE_FRAC * limit;
+    if (g->bad_age < ~0u)
+        g->bad_age++;
 
     if (s->n == 0) {
+        /* Nothing learnt about TTFT: no law moves.  But a limit nobody
+         * uses still comes down (a quiet node has no first tokens). */
         if (g->empty_intervals < ~0u)
             g->empty_intervals++;
+        if (!in_use)
+            g->limit = clampd(idle_decay(g, s), lo, hi);
         return gov_limit(g);
     }
     g->empty_intervals = 0;
 
     double p90 = sane_p90(s->ttft_p90_ms);
-    bool in_use = s->queued > 0 || (double)s->inflight_peak >= GOV_USE_FRAC * limit;
     double e = 0.0, integral = g->integral;
     double proposal = p->algo == GOV_PID ? pid_step(g, p90, &e, &integral) : gradient_step(g, p90);
+    double sq = gov_sqrt(limit);
+    /* Requests are waiting and the backend answers in under half the
+     * target: probe at the full headroom instead of the smoothed step. */
+    if (s->queued > 0 && p90 < 0.5 * p->target_ttft_ms && proposal < limit + sq)
+        proposal = limit + sq;
+    /* Far over target (a backend queue, not a slope): remember the limit
+     * that was too high.  Pinned at min, the limit is not what is wrong. */
+    if (p90 > GOV_CLIFF * p->target_ttft_ms && limit > 1.1 * lo + 1.0) {
+        g->bad_limit = limit;
+        g->bad_age = 0;
+    }
 
     double next = proposal;
     if (next < 0.5 * limit)
         next = 0.5 * limit;
     if (in_use) {
-        double step = gov_sqrt(limit);
-        double cap = limit + (step > 1.0 ? step : 1.0);
+        double cap = limit + (sq > 1.0 ? sq : 1.0);
+        /* Near a limit that recently broke the target, grow by one stream
+         * a second at most: the backend's queue answers a probe only when
+         * the probed stream's first token is overdue, so a fast probe there
+         * overshoots by the growth of that whole delay (CUBIC's plateau). */
+        if (g->bad_limit > 0.0 && g->bad_age < memory_intervals(p) && next > limit &&
+            limit + GOV_CAREFUL_STEP >= GOV_CAREFUL_FRAC * g->bad_limit) {
+            double careful = limit + GOV_CAREFUL_STEP * (double)p->sample_interval_ms / 1000.0;
+            if (cap > careful)
+                cap = careful;
+        }
         if (next > cap)
             next = cap;
     } else {
-        /* Not in use means 2 * peak < L, so goal <= L: no growth, and a
-         * limit left high by a past peak comes down. */
-        double twice = 2.0 * (double)s->inflight_peak;
-        double goal = twice > lo ? twice : lo;
-        double a = (double)p->sample_interval_ms / GOV_IDLE_TAU_MS;
-        double decayed = limit - (a < 1.0 ? a : 1.0) * (limit - goal);
+        double decayed = idle_decay(g, s);
         if (decayed < next)
             next = decayed;
     }

@@ -63,9 +63,20 @@
  *   defaults (kp 0.35, ki 0.08, kd 0.15) are the planning documents'.
  *
  * Shared rules, applied to either law's proposal, in this order:
- *   - No samples (n == 0): nothing is learnt, so the limit is held exactly
- *     and no state moves (no growth on no information, no collapse either);
- *     empty_intervals counts consecutive such intervals.
+ *   - No samples (n == 0): nothing is learnt about TTFT, so neither law
+ *     moves (no growth on no information, no collapse either), but the
+ *     not-in-use decay below still applies (a quiet node has no first
+ *     tokens, and its limit must still come down); empty_intervals counts
+ *     consecutive such intervals.
+ *   - Requests queued and p90 under half the target: the proposal is at
+ *     least L + sqrt(L) (the smoothing would otherwise make a backend that
+ *     can take far more wait many intervals for it).
+ *   - Near a limit that broke the target by GOV_CLIFF (p90 past 1.5 x the
+ *     target: a queue, not the slope of a busy batch) in the last GOV_MEMORY_MS (from
+ *     GOV_CAREFUL_FRAC of it up), growth is at most GOV_CAREFUL_STEP
+ *     streams a second: a backend queue shows a probe only when the probed
+ *     stream's first token is overdue, and probing at full speed there
+ *     overshoots by all the growth of that delay (CUBIC's plateau).
  *   - One interval cuts at most half of L.
  *   - In use (inflight_peak >= GOV_USE_FRAC L, or requests queued): growth
  *     is at most max(1, sqrt(L)) per interval, so a backend that just
@@ -93,11 +104,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GOV_HOLD_BAND   0.05   /* p90 in [(1 - band) target, target] is on target */
-#define GOV_USE_FRAC    0.5    /* in use when inflight_peak >= this fraction of L */
-#define GOV_IDLE_TAU_MS 1000.0 /* app-limited decay time constant */
-#define GOV_PID_DMAX    0.5    /* bound on the filtered derivative (normalised) */
-#define GOV_PID_UMAX    50.0   /* |u| bound: exp(50) covers any unsigned range */
+#define GOV_HOLD_BAND    0.05    /* p90 in [(1 - band) target, target] is on target */
+#define GOV_USE_FRAC     0.5     /* in use when inflight_peak >= this fraction of L */
+#define GOV_IDLE_TAU_MS  1000.0  /* app-limited decay time constant */
+#define GOV_PID_DMAX     0.5     /* bound on the filtered derivative (normalised) */
+#define GOV_PID_UMAX     50.0    /* |u| bound: exp(50) covers any unsigned range */
+#define GOV_MEMORY_MS    30000.0 /* how long a limit that broke the target is remembered */
+#define GOV_CAREFUL_FRAC 0.9     /* near it means from this fraction of it up */
+#define GOV_CAREFUL_STEP 1.0     /* streams per second of growth near it */
+#define GOV_CLIFF        1.5     /* p90 over this times the target marks a limit as too high */
 
 enum gov_algo { GOV_PID = 0, GOV_GRADIENT = 1 };
 
@@ -127,6 +142,8 @@ struct governor {
     bool have_prev;           /* prev_meas is valid */
     double dfilt;             /* PID: D */
     unsigned empty_intervals; /* consecutive intervals with n == 0 */
+    double bad_limit;         /* the last limit at which TTFT went over target, 0 = none */
+    unsigned bad_age;         /* intervals since then */
 };
 
 /* The defaults: gradient, target 550 ms, limits 16..80, 200 ms, kp 0.35,

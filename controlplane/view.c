@@ -7,10 +7,11 @@
 
 #define POP_BATCH 64
 
-int view_init(struct view *v, struct shm *shm)
+int view_init(struct view *v, struct shm *shm, uint32_t target_ms)
 {
     memset(v, 0, sizeof *v);
     v->shm = shm;
+    v->overdue_us = 2ull * target_ms * 1000;
     v->ttft_us = calloc(VIEW_TTFT_MAX, sizeof *v->ttft_us);
     v->sec_ttft_us = calloc(VIEW_TTFT_MAX, sizeof *v->sec_ttft_us);
     if (!v->ttft_us || !v->sec_ttft_us) {
@@ -35,11 +36,18 @@ static void on_event(struct view *v, unsigned slot, const struct ev_rec *ev)
     switch (ev->type) {
     case EV_FIRST_TOKEN: {
         uint32_t us = ev->value > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->value;
-        if (v->n_ttft < VIEW_TTFT_MAX)
+        /* One already reported overdue is in a governor interval already. */
+        if (ev->reason == 0 && v->n_ttft < VIEW_TTFT_MAX)
             v->ttft_us[v->n_ttft++] = us;
         if (v->n_sec_ttft < VIEW_TTFT_MAX)
             v->sec_ttft_us[v->n_sec_ttft++] = us;
         v->cur.first_tokens++;
+        break;
+    }
+    case EV_TTFT_OVERDUE: {
+        uint64_t us = ev->value > v->overdue_us ? ev->value : v->overdue_us;
+        if (v->n_ttft < VIEW_TTFT_MAX)
+            v->ttft_us[v->n_ttft++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
         break;
     }
     case EV_END:

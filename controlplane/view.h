@@ -37,7 +37,10 @@ struct view_second {
 
 struct view {
     struct shm *shm;
-    /* the governor's current interval */
+    uint64_t overdue_us; /* the value an overdue stream counts as */
+    /* the governor's current interval: backend TTFT (admission to first
+     * token) of the streams whose first token came in it, and of those
+     * reported overdue in it */
     uint32_t *ttft_us;
     unsigned n_ttft;
     unsigned inflight_peak;
@@ -56,7 +59,10 @@ struct view {
     uint64_t last_pong_ms[SHM_MAX_SLOTS];
 };
 
-int view_init(struct view *v, struct shm *shm);
+/* <target_ms>: the governor's TTFT target; a stream reported overdue
+ * counts as a sample of twice it (its real TTFT is unknown yet, but
+ * certainly past the target). */
+int view_init(struct view *v, struct shm *shm, uint32_t target_ms);
 void view_free(struct view *v);
 
 /* Drains every live worker's event ring and samples the gauges. */

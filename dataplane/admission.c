@@ -56,6 +56,8 @@ int adm_init(struct worker *w)
     w->ev_ring = shm_ev_ring(w->shm, (unsigned)w->slot_idx);
     w->cmd_ring = shm_cmd_ring(w->shm, (unsigned)w->slot_idx);
     w->adm_timer.kind = TK_ADMIT;
+    w->overdue_timer.kind = TK_OVERDUE;
+    list_init(&w->awaiting_ft);
     return 0;
 }
 
@@ -183,10 +185,26 @@ static int admit(struct stream *st)
             memory_order_relaxed);
     }
     st->admitted = true;
+    st->adm_ns = clock_mono_ns();
+    list_add_tail(&w->awaiting_ft, &st->ft_node);
+    if (!tw_linked(&w->overdue_timer))
+        tw_set(&w->tw, &w->overdue_timer, st->adm_ns / 1000000 + w->cfg->target_ttft_ms);
     shm_gauge_add(&w->slot->g.admitted, 1);
     shm_add(&w->slot->c.admitted, 1);
     stream_event(st, EV_ADMIT, 0, 0, st->enq_ms ? (w->now_ms - st->enq_ms) * 1000 : 0);
     return 0;
+}
+
+/* Retry-After for a request the queue could not admit: 1..3 s, spread so
+ * that refused clients do not all come back in the same second. */
+static uint32_t queue_retry_s(struct worker *w)
+{
+    uint32_t x = w->rng ? w->rng : (w->stream_salt | 1);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rng = x;
+    return 1 + x % 3;
 }
 
 static bool node_has_room(struct worker *w)
@@ -239,6 +257,7 @@ int adm_begin(struct stream *st, uint32_t max_tokens, uint32_t cost)
     st->governed = (st->features >> FEAT_ADAPTIVE_GOVERNOR) & 1;
     if (st->governed && (aq_len(&w->aq) || !node_has_room(w))) {
         if (!w->cfg->queue_max || aq_push(&w->aq, &st->aq, cost, w->now_ms) < 0) {
+            st->retry_after_s = queue_retry_s(w);
             reject(st, REJ_QUEUE_FULL);
             return -API_ERR_OVERLOADED;
         }
@@ -263,6 +282,8 @@ void adm_end(struct stream *st)
     if (!st->admitted)
         return;
     st->admitted = false;
+    if (list_linked(&st->ft_node))
+        list_del(&st->ft_node);
     shm_gauge_add(&w->slot->g.admitted, -1);
     if (st->tenant != UINT16_MAX) {
         atomic_store_explicit(
@@ -323,7 +344,28 @@ bool adm_charge(struct stream *st)
 
 void adm_first_token(struct stream *st, uint64_t ttft_us)
 {
-    stream_event(st, EV_FIRST_TOKEN, 0, 0, ttft_us);
+    (void)ttft_us; /* the client's; the governor steers on the backend's */
+    if (!st->admitted)
+        return;
+    if (list_linked(&st->ft_node))
+        list_del(&st->ft_node);
+    stream_event(st, EV_FIRST_TOKEN, st->overdue ? 1 : 0, 0, (clock_mono_ns() - st->adm_ns) / 1000);
+}
+
+void adm_on_overdue_timer(struct worker *w)
+{
+    uint64_t target_ns = (uint64_t)w->cfg->target_ttft_ms * 1000000;
+    uint64_t now = clock_mono_ns();
+    while (!list_empty(&w->awaiting_ft)) {
+        struct stream *st = container_of(w->awaiting_ft.next, struct stream, ft_node);
+        if (now - st->adm_ns < target_ns) {
+            tw_set(&w->tw, &w->overdue_timer, (st->adm_ns + target_ns) / 1000000 + 1);
+            return;
+        }
+        list_del(&st->ft_node);
+        st->overdue = true;
+        stream_event(st, EV_TTFT_OVERDUE, 0, 0, (now - st->adm_ns) / 1000);
+    }
 }
 
 void adm_backend_error(struct stream *st, int api_err)
@@ -331,15 +373,29 @@ void adm_backend_error(struct stream *st, int api_err)
     stream_event(st, EV_BACKEND_ERROR, (uint8_t)api_err, st->tokens, 0);
 }
 
+/* How long a request may wait: what the TTFT budget leaves after the
+ * backend's own recent TTFT (the control plane's estimate), at most
+ * queue_ttl_ms; CoDel's target follows at a quarter of it. */
+static void queue_budget(struct worker *w)
+{
+    uint32_t ttl = w->cfg->queue_ttl_ms;
+    uint32_t b = atomic_load_explicit(&w->shm->seg->tables.queue_budget_ms, memory_order_relaxed);
+    if (b && b < ttl)
+        ttl = b;
+    aq_set_limits(&w->aq, ttl, ttl / 4);
+}
+
 void adm_pump(struct worker *w)
 {
     w->adm_pump_pending = false;
     if (!aq_len(&w->aq))
         return;
+    queue_budget(w);
     enum aq_drop_reason why;
     struct aq_entry *e;
     while ((e = aq_expire(&w->aq, w->now_ms, &why)) != NULL) {
         struct stream *st = container_of(e, struct stream, aq);
+        st->retry_after_s = queue_retry_s(w);
         reject(st, why == AQ_DROP_TTL ? REJ_QUEUE_TIMEOUT : REJ_QUEUE_SHED);
         queue_gauge(w);
         stream_admission_failed(st, API_ERR_QUEUE_TIMEOUT);

@@ -89,6 +89,11 @@ void adm_poll_commands(struct worker *w);
 
 /* The admission timer fired. */
 void adm_on_timer(struct worker *w);
+/* Streams admitted target_ttft_ms ago without a first token are reported
+ * to the governor now (EV_TTFT_OVERDUE), not when their first token comes:
+ * a backend queue can hold one for a whole stream, and the governor must
+ * not keep raising the limit for that long. */
+void adm_on_overdue_timer(struct worker *w);
 
 /* Pushes one event (dropped and counted when the ring is full). */
 void adm_event(struct worker *w, const struct ev_rec *ev);

@@ -54,6 +54,12 @@ int aq_init(struct admit_queue *q, const struct aq_params *p)
     return 0;
 }
 
+void aq_set_limits(struct admit_queue *q, uint32_t ttl_ms, uint32_t codel_target_ms)
+{
+    q->ttl_ms = ttl_ms ? ttl_ms : 1;
+    q->target_ms = q->interval_ms ? codel_target_ms : 0;
+}
+
 void aq_destroy(struct admit_queue *q)
 {
     if (q->heap) {

@@ -104,6 +104,11 @@ struct admit_queue {
 /* 0, -EINVAL for parameters out of range, -ENOMEM. */
 int aq_init(struct admit_queue *q, const struct aq_params *p);
 
+/* Changes the TTL and CoDel's target of a running queue (the admission
+ * budget follows the backend's TTFT): queued entries are judged by the new
+ * values from the next call on.  ttl_ms >= 1; target 0 turns CoDel off. */
+void aq_set_limits(struct admit_queue *q, uint32_t ttl_ms, uint32_t codel_target_ms);
+
 /* Frees the heap array.  Entries still queued are detached (no longer
  * queued), never freed.  Safe on a zeroed queue and twice. */
 void aq_destroy(struct admit_queue *q);

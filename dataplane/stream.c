@@ -56,6 +56,7 @@ int stream_start(struct conn *c, bool is_completion, const char *model, char *he
     st->is_completion = is_completion;
     st->timer.kind = TK_STREAM;
     list_init(&st->wait_node);
+    list_init(&st->ft_node);
     sse_framer_init(&st->fr);
     st->tenant = UINT16_MAX;
     if (is_completion)

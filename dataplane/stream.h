@@ -99,17 +99,20 @@ struct stream {
     char model[96];
 
     /* admission (admission.c) */
-    struct aq_entry aq;     /* in the worker's admission queue while waiting */
-    uint64_t enq_ms;        /* when it started waiting, 0 = never */
-    int64_t want_tokens;    /* max_tokens, or the tenant's default */
-    int64_t reserved;       /* tokens of the reservation not used yet */
-    int64_t prepaid;        /* tokens taken from the bucket beyond it, not used yet */
-    uint32_t retry_after_s; /* for a 429 */
-    uint16_t tenant;        /* index in the shared tenant table, UINT16_MAX = none */
-    uint8_t features;       /* rollout: bit per enum rollout_feature */
-    bool admitted;          /* holds a node slot and its tenant's stream count */
-    bool governed;          /* subject to the governor's limit (adaptive_governor) */
-    bool budgeted;          /* its tenant has a token budget */
+    struct aq_entry aq;       /* in the worker's admission queue while waiting */
+    struct list_node ft_node; /* worker->awaiting_ft: admitted, no first token yet */
+    uint64_t adm_ns;          /* when it was admitted (its backend TTFT starts) */
+    uint64_t enq_ms;          /* when it started waiting, 0 = never */
+    int64_t want_tokens;      /* max_tokens, or the tenant's default */
+    int64_t reserved;         /* tokens of the reservation not used yet */
+    int64_t prepaid;          /* tokens taken from the bucket beyond it, not used yet */
+    uint32_t retry_after_s;   /* for a 429 */
+    uint16_t tenant;          /* index in the shared tenant table, UINT16_MAX = none */
+    uint8_t features;         /* rollout: bit per enum rollout_feature */
+    bool admitted;            /* holds a node slot and its tenant's stream count */
+    bool governed;            /* subject to the governor's limit (adaptive_governor) */
+    bool budgeted;            /* its tenant has a token budget */
+    bool overdue;             /* reported: no first token target_ttft_ms after admission */
 };
 
 /* Creates the stream for the client's current request and starts it (pool

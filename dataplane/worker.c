@@ -188,6 +188,9 @@ static void on_timer(struct tw_entry *e, void *arg)
     case TK_ADMIT:
         adm_on_timer(container_of(e, struct worker, adm_timer));
         return;
+    case TK_OVERDUE:
+        adm_on_overdue_timer(container_of(e, struct worker, overdue_timer));
+        return;
     default:
         return;
     }

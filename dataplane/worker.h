@@ -59,6 +59,7 @@ enum timer_kind {
     TK_STREAM = 2,
     TK_UPCONN = 3,
     TK_ADMIT = 4,
+    TK_OVERDUE = 5,
 };
 
 struct conn;
@@ -113,11 +114,14 @@ struct worker {
     /* admission (admission.c) */
     struct admit_queue aq;
     struct tw_entry adm_timer;
-    bool adm_pump_pending;     /* a slot freed this turn: try the queue */
-    uint16_t *tenant_map;      /* config tenant index -> shared table index */
-    uint16_t default_tenant;   /* "default" in the shared table, UINT16_MAX = none */
-    struct shm_ring *ev_ring;  /* events up to the control plane */
-    struct shm_ring *cmd_ring; /* commands down from it */
+    struct tw_entry overdue_timer;
+    struct list_node awaiting_ft; /* admitted streams without a first token, oldest first */
+    bool adm_pump_pending;        /* a slot freed this turn: try the queue */
+    uint16_t *tenant_map;         /* config tenant index -> shared table index */
+    uint16_t default_tenant;      /* "default" in the shared table, UINT16_MAX = none */
+    uint32_t rng;                 /* xorshift state for Retry-After spreading */
+    struct shm_ring *ev_ring;     /* events up to the control plane */
+    struct shm_ring *cmd_ring;    /* commands down from it */
 };
 
 /* Runs a worker until it has drained.  Never returns; exits the process. */

@@ -27,12 +27,14 @@
 enum ev_type {
     EV_NONE = 0,
     EV_ADMIT,         /* a stream was admitted (value = queue wait, us) */
-    EV_FIRST_TOKEN,   /* value = TTFT in us, from the request's arrival */
+    EV_FIRST_TOKEN,   /* value = backend TTFT in us (from admission); reason 1 = it was
+                         reported overdue before */
     EV_TOKENS,        /* a batch of tokens relayed (count) */
     EV_END,           /* stream ended: status, count = tokens, value = duration us */
     EV_BACKEND_ERROR, /* reason = enum api_error of the failure */
     EV_REJECT,        /* refused at admission: reason = enum ev_reject */
     EV_PONG,          /* answer to CMD_PING: value = the ping's sequence */
+    EV_TTFT_OVERDUE,  /* admitted target_ttft_ms ago, no first token yet: value = age, us */
     EV_TYPE_COUNT,
 };
 

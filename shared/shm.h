@@ -137,6 +137,7 @@ struct shm_tenant {
  * be read together with another). */
 struct shm_tables {
     _Atomic uint32_t admit_limit;         /* governor's node limit; 0 = not set yet */
+    _Atomic uint32_t queue_budget_ms;     /* how long a request may wait for admission now */
     _Atomic uint32_t rollout[FEAT_COUNT]; /* percent, 0..100 */
     _Atomic uint32_t rollout_loaded;      /* the control plane has applied its state file */
     _Atomic int32_t consumer_pid;         /* the control plane that owns the event rings */

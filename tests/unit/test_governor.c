@@ -451,8 +451,9 @@ Test(governor, no_samples_hold_exactly)
         cr_assert(held > 20 && held < 80, "limit %u", held);
         struct governor before = g;
         for (unsigned i = 1; i <= 5000; i++) {
-            /* whatever else the sample says, n == 0 teaches nothing */
-            unsigned l = feed(&g, 0, i % 2 ? 1e9 : 0.0, i % 3 ? 0 : 500, i % 7 ? 0 : 1000);
+            /* whatever else the sample says, n == 0 teaches nothing while
+             * the limit is in use (queued, or the peak at half of it) */
+            unsigned l = feed(&g, 0, i % 2 ? 1e9 : 0.0, i % 3 ? held : 500, i % 7 ? 0 : 1000);
             cr_assert_eq(l, held);
             cr_assert_eq(gov_empty_intervals(&g), i);
         }
@@ -462,6 +463,15 @@ Test(governor, no_samples_hold_exactly)
         cr_assert_eq(g.prev_meas, before.prev_meas);
         feed(&g, 3, 300.0, held, 10);
         cr_assert_eq(gov_empty_intervals(&g), 0);
+        /* a quiet node has no first tokens either: unused, the limit still
+         * comes down to max(min, 2 x peak) */
+        unsigned l = 0;
+        for (unsigned i = 0; i < 25; i++)
+            l = feed(&g, 0, 0.0, 10, 0);
+        cr_assert_eq(l, 20, "%s: %u", gov_algo_name(algos[a]), l);
+        for (unsigned i = 0; i < 25; i++)
+            l = feed(&g, 0, 0.0, 0, 0);
+        cr_assert_eq(l, 16);
     }
 }
 
@@ -592,4 +602,42 @@ Test(governor, algo_names_round_trip)
     cr_assert_eq(gov_algo_parse("gradient2", &out), -EINVAL);
     cr_assert_eq(gov_algo_parse(NULL, &out), -EINVAL);
     cr_assert_eq(out, GOV_PID, "out written on failure");
+}
+
+/* ---- a backend queue (a cliff) ------------------------------------------ */
+
+/* A limit that overshot into the backend's queue (p90 far past target) is
+ * remembered: coming back up, growth near it is one stream a second, not
+ * sqrt(L) an interval; far below it, and after GOV_MEMORY_MS, full speed. */
+Test(governor, careful_near_a_limit_that_broke_the_target)
+{
+    for (unsigned a = 0; a < 2; a++) {
+        struct governor g;
+        gov_setup(&g, algos[a]);
+        gov_set_limit(&g, 50);
+        feed(&g, 5, 2.0 * TARGET, 50, 20); /* a cliff at 50 */
+        double cut = g.limit;
+        cr_assert_lt(cut, 50.0, "%s", gov_algo_name(algos[a]));
+        /* fast backend again, requests waiting: grow back */
+        double prev = g.limit;
+        unsigned slow = 0;
+        for (unsigned i = 0; i < 40; i++) {
+            feed(&g, 5, 150.0, (unsigned)g.limit, 20);
+            double step = g.limit - prev;
+            if (prev >= 0.9 * 50.0) {
+                cr_assert_leq(step, 0.2 + 1e-9, "%s: step %f at %f", gov_algo_name(algos[a]), step,
+                              prev);
+                slow++;
+            }
+            prev = g.limit;
+        }
+        cr_assert_gt(slow, 10, "%s: the careful region was reached", gov_algo_name(algos[a]));
+        /* 30 s later the memory is gone: sqrt(L) probing again */
+        for (unsigned i = 0; i < 200; i++)
+            feed(&g, 5, 520.0, (unsigned)g.limit, 0); /* in the band: hold */
+        double before = g.limit;
+        feed(&g, 5, 150.0, (unsigned)g.limit, 20);
+        cr_assert_gt(g.limit - before, 1.0, "%s: %f -> %f", gov_algo_name(algos[a]), before,
+                     g.limit);
+    }
 }
