@@ -181,9 +181,9 @@ static double idle_decay(const struct governor *g, const struct gov_sample *s)
     return g->limit - (a < 1.0 ? a : 1.0) * (g->limit - goal);
 }
 
-static unsigned memory_intervals(const struct gov_params *p)
+static unsigned memory_intervals(const struct gov_params *p, double ms)
 {
-    return (unsigned)(GOV_MEMORY_MS / (p->sample_interval_ms ? p->sample_interval_ms : 1)) + 1;
+    return (unsigned)(ms / (p->sample_interval_ms ? p->sample_interval_ms : 1)) + 1;
 }
 
 unsigned gov_update(struct governor *g, const struct gov_sample *s)
@@ -230,9 +230,13 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
          * a second at most: the backend's queue answers a probe only when
          * the probed stream's first token is overdue, so a fast probe there
          * overshoots by the growth of that whole delay (CUBIC's plateau). */
-        if (g->bad_limit > 0.0 && g->bad_age < memory_intervals(p) && next > limit &&
+        if (g->bad_limit > 0.0 && g->bad_age < memory_intervals(p, GOV_MEMORY_MS) && next > limit &&
             limit + GOV_CAREFUL_STEP >= GOV_CAREFUL_FRAC * g->bad_limit) {
             double careful = limit + GOV_CAREFUL_STEP * (double)p->sample_interval_ms / 1000.0;
+            /* For a while, not even that past one below it: each probe into
+             * the backend's queue costs a stream its TTFT. */
+            if (g->bad_age < memory_intervals(p, GOV_PLATEAU_MS) && careful > g->bad_limit - 1.0)
+                careful = g->bad_limit - 1.0 > limit ? g->bad_limit - 1.0 : limit;
             if (cap > careful)
                 cap = careful;
         }

@@ -76,7 +76,9 @@
  *     GOV_CAREFUL_FRAC of it up), growth is at most GOV_CAREFUL_STEP
  *     streams a second: a backend queue shows a probe only when the probed
  *     stream's first token is overdue, and probing at full speed there
- *     overshoots by all the growth of that delay (CUBIC's plateau).
+ *     overshoots by all the growth of that delay (CUBIC's plateau); for
+ *     the first GOV_PLATEAU_MS, not past one below that limit at all, so
+ *     the backend's queue is probed every 10 s, not every few seconds.
  *   - One interval cuts at most half of L.
  *   - In use (inflight_peak >= GOV_USE_FRAC L, or requests queued): growth
  *     is at most max(1, sqrt(L)) per interval, so a backend that just
@@ -112,6 +114,7 @@
 #define GOV_MEMORY_MS    30000.0 /* how long a limit that broke the target is remembered */
 #define GOV_CAREFUL_FRAC 0.9     /* near it means from this fraction of it up */
 #define GOV_CAREFUL_STEP 1.0     /* streams per second of growth near it */
+#define GOV_PLATEAU_MS   10000.0 /* for this long, no growth past one below it at all */
 #define GOV_CLIFF        1.5     /* p90 over this times the target marks a limit as too high */
 
 enum gov_algo { GOV_PID = 0, GOV_GRADIENT = 1 };

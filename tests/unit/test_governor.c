@@ -632,6 +632,8 @@ Test(governor, careful_near_a_limit_that_broke_the_target)
             prev = g.limit;
         }
         cr_assert_gt(slow, 10, "%s: the careful region was reached", gov_algo_name(algos[a]));
+        /* and for 10 s not past one below the limit that broke */
+        cr_assert_leq(g.limit, 49.0 + 1e-9, "%s: %f", gov_algo_name(algos[a]), g.limit);
         /* 30 s later the memory is gone: sqrt(L) probing again */
         for (unsigned i = 0; i < 200; i++)
             feed(&g, 5, 520.0, (unsigned)g.limit, 0); /* in the band: hold */
