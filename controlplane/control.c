@@ -128,18 +128,18 @@ static void gov_tick(struct cp *cp)
 {
     struct gov_sample s = {0};
     view_take_interval(&cp->view, &s.n, &s.ttft_p50_ms, &s.ttft_p90_ms, &s.ttft_p95_ms,
-                       &s.inflight_peak);
+                       &s.inflight_peak, &s.overdue_rank);
     int64_t q = shm_node_queued(cp->shm);
     s.queued = q > 0 ? (unsigned)q : 0;
     unsigned lim = gov_update(&cp->gov, &s);
     atomic_store_explicit(&cp->shm->seg->tables.admit_limit, lim, memory_order_relaxed);
     /* A request may wait for admission as long as the TTFT budget leaves
-     * after the backend's own TTFT of late (its p90), at least
-     * QUEUE_BUDGET_MIN_MS, at most queue_ttl_ms: waiting longer would only
-     * make it miss its TTFT anyway. */
+     * after the backend's own TTFT of late (its p95: the wait adds to it
+     * for every admitted stream), at least QUEUE_BUDGET_MIN_MS, at most
+     * queue_ttl_ms: waiting longer would only make it miss its TTFT. */
     if (s.n) {
         const struct config *cfg = cp->cfg;
-        double left = (double)cfg->target_ttft_ms - s.ttft_p90_ms;
+        double left = (double)cfg->target_ttft_ms - s.ttft_p95_ms;
         uint32_t b = left < QUEUE_BUDGET_MIN_MS ? QUEUE_BUDGET_MIN_MS : (uint32_t)left;
         if (b > cfg->queue_ttl_ms)
             b = cfg->queue_ttl_ms;

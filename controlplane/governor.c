@@ -217,7 +217,9 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
     /* Far over target (a backend queue, not a slope): remember the limit
      * that was too high.  Pinned at min, the limit is not what is wrong. */
     if (p90 > GOV_CLIFF * p->target_ttft_ms && limit > 1.1 * lo + 1.0) {
-        g->bad_limit = limit;
+        /* The limit now is the one a delay later; the stream that found the
+         * backend's queue says exactly how many were on the node. */
+        g->bad_limit = s->overdue_rank && s->overdue_rank < limit ? s->overdue_rank : limit;
         g->bad_age = 0;
     }
 

@@ -134,7 +134,9 @@ struct gov_sample {
     unsigned n;                                   /* first tokens seen in the interval */
     double ttft_p50_ms, ttft_p90_ms, ttft_p95_ms; /* of those (0 when n == 0) */
     unsigned inflight_peak;                       /* most streams admitted at once */
-    unsigned queued; /* waiting for admission at the end of the interval */
+    unsigned queued;       /* waiting for admission at the end of the interval */
+    unsigned overdue_rank; /* fewest streams on the node among those admitted with a stream whose
+                              first token is overdue (0 = none): that many was too many */
 };
 
 struct governor {

@@ -46,6 +46,8 @@ static void on_event(struct view *v, unsigned slot, const struct ev_rec *ev)
     }
     case EV_TTFT_OVERDUE: {
         uint64_t us = ev->value > v->overdue_us ? ev->value : v->overdue_us;
+        if (ev->count && (!v->overdue_rank || ev->count < v->overdue_rank))
+            v->overdue_rank = ev->count;
         if (v->n_ttft < VIEW_TTFT_MAX)
             v->ttft_us[v->n_ttft++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
         break;
@@ -106,8 +108,10 @@ static uint32_t pct(const uint32_t *s, unsigned n, unsigned p)
 }
 
 void view_take_interval(struct view *v, unsigned *n, double *p50_ms, double *p90_ms, double *p95_ms,
-                        unsigned *inflight_peak)
+                        unsigned *inflight_peak, unsigned *overdue_rank)
 {
+    *overdue_rank = v->overdue_rank;
+    v->overdue_rank = 0;
     *n = v->n_ttft;
     qsort(v->ttft_us, v->n_ttft, sizeof *v->ttft_us, cmp_u32);
     *p50_ms = pct(v->ttft_us, v->n_ttft, 50) / 1000.0;

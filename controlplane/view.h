@@ -44,6 +44,7 @@ struct view {
     uint32_t *ttft_us;
     unsigned n_ttft;
     unsigned inflight_peak;
+    unsigned overdue_rank; /* fewest streams on the node among this interval's overdue, 0 = none */
     /* the current second */
     uint32_t *sec_ttft_us;
     unsigned n_sec_ttft;
@@ -71,7 +72,7 @@ void view_poll(struct view *v, uint64_t now_ms);
 /* Takes the governor's interval: TTFT percentiles of the first tokens seen
  * since the last call, the in-flight peak, the queue now.  Resets. */
 void view_take_interval(struct view *v, unsigned *n, double *p50_ms, double *p90_ms, double *p95_ms,
-                        unsigned *inflight_peak);
+                        unsigned *inflight_peak, unsigned *overdue_rank);
 
 /* Closes the current second (call once a second). */
 void view_tick_second(struct view *v, uint64_t now_ms, uint32_t limit);

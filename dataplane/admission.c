@@ -186,6 +186,10 @@ static int admit(struct stream *st)
     }
     st->admitted = true;
     st->adm_ns = clock_mono_ns();
+    /* Its place on the node: if this stream's first token turns out
+     * overdue, the governor learns that this many was too many. */
+    int64_t on_node = shm_node_admitted(w->shm) + 1;
+    st->adm_rank = on_node > UINT32_MAX ? UINT32_MAX : (uint32_t)on_node;
     list_add_tail(&w->awaiting_ft, &st->ft_node);
     if (!tw_linked(&w->overdue_timer))
         tw_set(&w->tw, &w->overdue_timer, st->adm_ns / 1000000 + w->cfg->target_ttft_ms);
@@ -364,7 +368,7 @@ void adm_on_overdue_timer(struct worker *w)
         }
         list_del(&st->ft_node);
         st->overdue = true;
-        stream_event(st, EV_TTFT_OVERDUE, 0, 0, (now - st->adm_ns) / 1000);
+        stream_event(st, EV_TTFT_OVERDUE, 0, st->adm_rank, (now - st->adm_ns) / 1000);
     }
 }
 

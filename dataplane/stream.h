@@ -102,6 +102,7 @@ struct stream {
     struct aq_entry aq;       /* in the worker's admission queue while waiting */
     struct list_node ft_node; /* worker->awaiting_ft: admitted, no first token yet */
     uint64_t adm_ns;          /* when it was admitted (its backend TTFT starts) */
+    uint32_t adm_rank;        /* streams admitted on the node with it, itself included */
     uint64_t enq_ms;          /* when it started waiting, 0 = never */
     int64_t want_tokens;      /* max_tokens, or the tenant's default */
     int64_t reserved;         /* tokens of the reservation not used yet */

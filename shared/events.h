@@ -34,7 +34,8 @@ enum ev_type {
     EV_BACKEND_ERROR, /* reason = enum api_error of the failure */
     EV_REJECT,        /* refused at admission: reason = enum ev_reject */
     EV_PONG,          /* answer to CMD_PING: value = the ping's sequence */
-    EV_TTFT_OVERDUE,  /* admitted target_ttft_ms ago, no first token yet: value = age, us */
+    EV_TTFT_OVERDUE,  /* admitted target_ttft_ms ago, no first token yet: value = age, us;
+                         count = streams admitted on the node with it, itself included */
     EV_TYPE_COUNT,
 };
 
