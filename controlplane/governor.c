@@ -206,7 +206,7 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
     }
     g->empty_intervals = 0;
 
-    double p90 = sane_p90(s->ttft_p90_ms);
+    double p90 = sane_p90(p->steer_p95 ? s->ttft_p95_ms : s->ttft_p90_ms);
     double e = 0.0, integral = g->integral;
     double proposal = p->algo == GOV_PID ? pid_step(g, p90, &e, &integral) : gradient_step(g, p90);
     double sq = gov_sqrt(limit);

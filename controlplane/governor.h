@@ -128,6 +128,7 @@ struct gov_params {
     double kp, ki, kd;           /* PID gains, >= 0, per interval, on ln L */
     double integral_saturation;  /* PID: |I| bound, e x intervals, >= 0 */
     double smoothing;            /* gradient: s in (0, 1] */
+    bool steer_p95; /* steer the sample's p95 instead of its p90 (the laws are the same) */
 };
 
 struct gov_sample {
