@@ -13,6 +13,7 @@
  * inline comments for the handler.
  */
 #include "shared/config.h"
+#include "shared/config_value.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -231,447 +232,6 @@ static int key_index(enum section sec, const char *name)
     return -1;
 }
 
-/* ---- small helpers, independent of the locale ---- */
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-static bool is_alnum(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int hex_value(char c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || why_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    (void)n;
-}
-
-/* Digits only (no sign, no spaces), overflow-checked; advances *sp. */
-static int parse_digits(const char **sp, uint64_t *out)
-{
-    const char *s = *sp;
-    uint64_t v = 0;
-    if (!is_digit(*s))
-        return -EINVAL;
-    for (; is_digit(*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -ERANGE;
-        v = v * 10 + d;
-    }
-    *sp = s;
-    *out = v;
-    return 0;
-}
-
-/* "4096", "16k", "16K", "16KiB", "4m", "4MiB", "1g", ... (powers of 1024). */
-static int parse_size(const char *s, uint64_t *out, char *why, size_t why_len)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {
-        {"", 1},    {"k", KIB},   {"K", KIB}, {"KiB", KIB}, {"m", MIB},
-        {"M", MIB}, {"MiB", MIB}, {"g", GIB}, {"G", GIB},   {"GiB", GIB},
-    };
-    const char *p = s;
-    uint64_t v;
-    int rc = parse_digits(&p, &v);
-    if (rc == -ERANGE) {
-        set_why(why, why_len, "is too large");
-        return rc;
-    }
-    if (rc == 0) {
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            if (strcmp(p, units[i].suffix) != 0)
-                continue;
-            if (v > UINT64_MAX / units[i].mult) {
-                set_why(why, why_len, "is too large");
-                return -ERANGE;
-            }
-            *out = v * units[i].mult;
-            return 0;
-        }
-    }
-    set_why(why, why_len, "is not a size (expected e.g. 4096, 16k, 16KiB, 4m, 4MiB, 1g)");
-    return -EINVAL;
-}
-
-/* "250ms", "10s", "5m", "1h"; a bare number is seconds. */
-static int parse_duration(const char *s, uint32_t *out, char *why, size_t why_len)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"", 1000}, {"m", 60000}, {"h", 3600000}};
-    const char *p = s;
-    uint64_t v;
-    int rc = parse_digits(&p, &v);
-    if (rc == 0) {
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            if (strcmp(p, units[i].suffix) != 0)
-                continue;
-            if (v > UINT32_MAX / units[i].mult) {
-                set_why(why, why_len, "is too long (at most 4294967295ms, about 49 days)");
-                return -ERANGE;
-            }
-            *out = (uint32_t)(v * units[i].mult);
-            return 0;
-        }
-    } else if (rc == -ERANGE) {
-        set_why(why, why_len, "is too long (at most 4294967295ms, about 49 days)");
-        return rc;
-    }
-    set_why(why, why_len, "is not a duration (expected e.g. 250ms, 10s, 5m, 1h)");
-    return -EINVAL;
-}
-
-static int parse_bool(const char *s, bool *out, char *why, size_t why_len)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    set_why(why, why_len, "is not a boolean (expected true/false, yes/no, on/off or 1/0)");
-    return -EINVAL;
-}
-
-static bool valid_hostname(const char *h)
-{
-    size_t n = strlen(h);
-    if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_alnum(h[i]) && h[i] != '-' && h[i] != '.' && h[i] != '_')
-            return false;
-    return true;
-}
-
-static bool all_digits_and_dots(const char *h)
-{
-    for (; *h; h++)
-        if (!is_digit(*h) && *h != '.')
-            return false;
-    return true;
-}
-
-/* Resolves <host> (an IPv4 literal, the inside of "[...]" when bracketed, or
- * a name) with <port> into ss/len.  Returns 0, -EINVAL or -ENOENT. */
-static int resolve_host(const char *host, bool bracketed, uint16_t port,
-                        struct sockaddr_storage *ss, socklen_t *len, char *why, size_t why_len)
-{
-    memset(ss, 0, sizeof *ss);
-    if (bracketed) {
-        struct addrinfo hints = {.ai_family = AF_INET6, .ai_flags = AI_NUMERICHOST};
-        struct addrinfo *res = NULL;
-        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
-            set_why(why, why_len, "has a bad IPv6 address '[%s]'", host);
-            return -EINVAL;
-        }
-        memcpy(ss, res->ai_addr, res->ai_addrlen);
-        *len = res->ai_addrlen;
-        freeaddrinfo(res);
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-        return 0;
-    }
-    if (all_digits_and_dots(host)) {
-        /* Not getaddrinfo: it would take inet_aton forms such as "10.1". */
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-            set_why(why, why_len, "has a bad IPv4 address '%s'", host);
-            return -EINVAL;
-        }
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        *len = sizeof *sin;
-        return 0;
-    }
-    if (!valid_hostname(host)) {
-        set_why(why, why_len, "has a bad host name '%s'", host);
-        return -EINVAL;
-    }
-    char portstr[8];
-    snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0 || !res) {
-        set_why(why, why_len, "has a host '%s' that cannot be resolved (%s)", host,
-                rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return -ENOENT;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-/* Splits "host:port" or "[v6]:port" (port optional when <need_port> is
- * false) into host (brackets removed) and port text. */
-static int split_host_port(const char *s, char *host, size_t host_len, bool *bracketed,
-                           const char **port, char *why, size_t why_len)
-{
-    const char *hend;
-    *bracketed = false;
-    *port = NULL;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close) {
-            set_why(why, why_len, "has no ']' after the IPv6 address");
-            return -EINVAL;
-        }
-        *bracketed = true;
-        s++;
-        hend = close;
-        if (close[1] == ':')
-            *port = close + 2;
-        else if (close[1] != '\0') {
-            set_why(why, why_len, "has unexpected text after ']'");
-            return -EINVAL;
-        }
-    } else {
-        const char *colon = strchr(s, ':');
-        if (colon && strchr(colon + 1, ':')) {
-            set_why(why, why_len, "needs brackets around an IPv6 address, e.g. [::1]:8080");
-            return -EINVAL;
-        }
-        hend = colon ? colon : s + strlen(s);
-        if (colon)
-            *port = colon + 1;
-    }
-    size_t n = (size_t)(hend - s);
-    if (n + (*bracketed ? 2 : 0) >= host_len) { /* room for the brackets again */
-        set_why(why, why_len, "has a host name that is too long");
-        return -EINVAL;
-    }
-    memcpy(host, s, n);
-    host[n] = '\0';
-    return 0;
-}
-
-static int parse_port(const char *p, unsigned min, uint16_t *out, char *why, size_t why_len)
-{
-    uint64_t v = 0;
-    const char *q = p;
-    int rc = parse_digits(&q, &v);
-    if (rc == 0 && *q != '\0')
-        rc = -EINVAL;
-    else if (rc == 0 && (v > 65535 || v < min))
-        rc = -ERANGE;
-    if (rc < 0) {
-        set_why(why, why_len, "has a bad port '%s' (expected %u..65535)", p, min);
-        return rc;
-    }
-    *out = (uint16_t)v;
-    return 0;
-}
-
-/* "IPv4:port", "[IPv6]:port", "*:port", "host:port". */
-static int parse_addr(const char *s, struct config_addr *out, char *why, size_t why_len)
-{
-    char host[CONFIG_HOST_MAX];
-    bool bracketed;
-    const char *port;
-    uint16_t portnum;
-    struct config_addr a;
-
-    memset(&a, 0, sizeof a);
-    if (strlen(s) >= sizeof a.text) {
-        set_why(why, why_len, "is too long (at most %zu characters)", sizeof a.text - 1);
-        return -EINVAL;
-    }
-    int rc = split_host_port(s, host, sizeof host, &bracketed, &port, why, why_len);
-    if (rc < 0)
-        return rc;
-    if (!port) {
-        set_why(why, why_len, "has no port (expected IPv4:PORT, [IPv6]:PORT, *:PORT or HOST:PORT)");
-        return -EINVAL;
-    }
-    if (host[0] == '\0') {
-        set_why(why, why_len, "has no host (write *:PORT for every address)");
-        return -EINVAL;
-    }
-    rc = parse_port(port, 0, &portnum, why, why_len);
-    if (rc < 0)
-        return rc;
-    if (!bracketed && strcmp(host, "*") == 0) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(INADDR_ANY);
-        sin->sin_port = htons(portnum);
-        a.len = sizeof *sin;
-    } else {
-        rc = resolve_host(host, bracketed, portnum, &a.ss, &a.len, why, why_len);
-        if (rc < 0)
-            return rc;
-    }
-    memcpy(a.text, s, strlen(s) + 1);
-    *out = a;
-    return 0;
-}
-
-/* "http://HOST[:PORT][/]" into url, host (as written, brackets kept, for the
- * Host header), port and the resolved address. */
-static int parse_url(const char *s, struct config_backend *b, char *why, size_t why_len)
-{
-    char auth[CONFIG_HOST_MAX + 32];
-    char host[CONFIG_HOST_MAX];
-    bool bracketed;
-    const char *port;
-    uint16_t portnum = 80;
-
-    if (strlen(s) >= sizeof b->url) {
-        set_why(why, why_len, "is too long (at most %zu characters)", sizeof b->url - 1);
-        return -EINVAL;
-    }
-    const char *sep = strstr(s, "://");
-    if (!sep) {
-        set_why(why, why_len, "is not a URL (expected http://HOST[:PORT])");
-        return -EINVAL;
-    }
-    if ((size_t)(sep - s) != 4 || strncasecmp(s, "http", 4) != 0) {
-        set_why(why, why_len, "has scheme '%.*s', which is not supported (only http://)",
-                (int)(sep - s), s);
-        return -EINVAL;
-    }
-    const char *a = sep + 3;
-    size_t alen = strcspn(a, "/?#");
-    const char *rest = a + alen;
-    if (memchr(a, '@', alen)) {
-        set_why(why, why_len, "has user info, which is not allowed (expected http://HOST[:PORT])");
-        return -EINVAL;
-    }
-    if (*rest != '\0' && strcmp(rest, "/") != 0) {
-        set_why(why, why_len, "has a path, query or fragment '%s' (expected http://HOST[:PORT])",
-                rest);
-        return -EINVAL;
-    }
-    if (alen == 0) {
-        set_why(why, why_len, "has no host (expected http://HOST[:PORT])");
-        return -EINVAL;
-    }
-    memcpy(auth, a, alen);
-    auth[alen] = '\0';
-    int rc = split_host_port(auth, host, sizeof host, &bracketed, &port, why, why_len);
-    if (rc < 0)
-        return rc;
-    if (host[0] == '\0') {
-        set_why(why, why_len, "has no host (expected http://HOST[:PORT])");
-        return -EINVAL;
-    }
-    if (port) {
-        rc = parse_port(port, 1, &portnum, why, why_len);
-        if (rc < 0)
-            return rc;
-    }
-    struct config_addr addr;
-    memset(&addr, 0, sizeof addr);
-    rc = resolve_host(host, bracketed, portnum, &addr.ss, &addr.len, why, why_len);
-    if (rc < 0)
-        return rc;
-
-    /* The text is the resolved numeric address: the name is in url and host. */
-    char ip[INET6_ADDRSTRLEN];
-    if (addr.ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&addr.ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
-        snprintf(addr.text, sizeof addr.text, "[%s]:%u", ip, (unsigned)portnum);
-    } else {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&addr.ss;
-        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-        snprintf(addr.text, sizeof addr.text, "%s:%u", ip, (unsigned)portnum);
-    }
-    memcpy(b->url, s, strlen(s) + 1);
-    size_t hlen = strlen(host); /* split_host_port left room for brackets */
-    if (bracketed) {
-        b->host[0] = '[';
-        memcpy(b->host + 1, host, hlen);
-        memcpy(b->host + 1 + hlen, "]", 2);
-    } else {
-        memcpy(b->host, host, hlen + 1);
-    }
-    b->port = portnum;
-    b->addr = addr;
-    return 0;
-}
-
-static int parse_hex256(const char *s, uint8_t out[32], char *why, size_t why_len)
-{
-    size_t n = strlen(s);
-    if (n != 64) {
-        set_why(why, why_len, "is not 64 hex digits (got %zu characters)", n);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < 32; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            set_why(why, why_len, "is not 64 hex digits (bad character '%c')",
-                    hi < 0 ? s[2 * i] : s[2 * i + 1]);
-            return -EINVAL;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* ---- public value parsers ---- */
-
-int config_parse_size(const char *s, uint64_t *out)
-{
-    return parse_size(s, out, NULL, 0);
-}
-
-int config_parse_duration_ms(const char *s, uint32_t *out)
-{
-    return parse_duration(s, out, NULL, 0);
-}
-
-int config_parse_bool(const char *s, bool *out)
-{
-    return parse_bool(s, out, NULL, 0);
-}
-
-int config_parse_addr(const char *s, struct config_addr *out)
-{
-    return parse_addr(s, out, NULL, 0);
-}
-
 /* ---- applying one value through the schema ---- */
 
 /* "16KiB" rather than "16384" where the number is a whole unit. */
@@ -710,13 +270,14 @@ static int check_range(int k, uint64_t v, char *why, size_t why_len)
     fmt_value(lo, sizeof lo, schema[k].type, ki->min);
     fmt_value(hi, sizeof hi, schema[k].type, max);
     if (ki->max == 0 && ki->min == 1 && v == 0)
-        set_why(why, why_len, "must be greater than 0");
+        cfgval_why(why, why_len, "must be greater than 0");
     else if (ki->max == 0 && v > max)
-        set_why(why, why_len, "is too large (at most %s)", hi);
+        cfgval_why(why, why_len, "is too large (at most %s)", hi);
     else if (ki->max == 0)
-        set_why(why, why_len, "must be at least %s", lo);
+        cfgval_why(why, why_len, "must be at least %s", lo);
     else
-        set_why(why, why_len, "must be %sbetween %s and %s", pow2 ? "a power of two " : "", lo, hi);
+        cfgval_why(why, why_len, "must be %sbetween %s and %s", pow2 ? "a power of two " : "", lo,
+                   hi);
     return -ERANGE;
 }
 
@@ -751,15 +312,15 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
 
     switch (schema[k].type) {
     case CFG_ADDR:
-        return parse_addr(val, (struct config_addr *)(void *)field, why, why_len);
+        return cfgval_addr(val, (struct config_addr *)(void *)field, why, why_len);
     case CFG_PATH: {
         size_t n = strlen(val);
         if (n >= ki->size) {
-            set_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
+            cfgval_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
             return -EINVAL;
         }
         if (n == 0 && (ki->flags & F_NONEMPTY)) {
-            set_why(why, why_len, "must not be empty");
+            cfgval_why(why, why_len, "must not be empty");
             return -EINVAL;
         }
         memcpy(field, val, n + 1);
@@ -767,38 +328,39 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
     }
     case CFG_UINT: {
         const char *p = val;
-        rc = parse_digits(&p, &v);
+        rc = cfgval_digits(&p, &v);
         if (rc == -ERANGE)
             v = UINT64_MAX, rc = 0; /* no field holds it: the range check says so */
         else if (rc == 0 && *p != '\0')
             rc = -EINVAL;
         if (rc < 0) {
-            set_why(why, why_len, "is not a whole number");
+            cfgval_why(why, why_len, "is not a whole number");
             return rc;
         }
         break;
     }
     case CFG_SIZE:
-        rc = parse_size(val, &v, why, why_len);
+        rc = cfgval_size(val, &v, why, why_len);
         if (rc < 0)
             return rc;
         break;
     case CFG_DURATION: {
         uint32_t ms;
-        rc = parse_duration(val, &ms, why, why_len);
+        rc = cfgval_duration(val, &ms, why, why_len);
         if (rc < 0)
             return rc;
         v = ms;
         break;
     }
     case CFG_BOOL:
-        return parse_bool(val, (bool *)(void *)field, why, why_len);
+        return cfgval_bool(val, (bool *)(void *)field, why, why_len);
     case CFG_WORKERS: {
         unsigned w = 0;
         const char *p = val;
         if (strcmp(val, "auto") != 0) {
-            if (parse_digits(&p, &v) != 0 || *p != '\0' || v < 1 || v > CONFIG_MAX_WORKERS) {
-                set_why(why, why_len, "is not valid (expected auto or 1..%d)", CONFIG_MAX_WORKERS);
+            if (cfgval_digits(&p, &v) != 0 || *p != '\0' || v < 1 || v > CONFIG_MAX_WORKERS) {
+                cfgval_why(why, why_len, "is not valid (expected auto or 1..%d)",
+                           CONFIG_MAX_WORKERS);
                 return -EINVAL;
             }
             w = (unsigned)v;
@@ -810,7 +372,7 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
         int lvl =
             match_name(val, log_level_names, sizeof log_level_names / sizeof *log_level_names);
         if (lvl < 0) {
-            set_why(why, why_len, "is not a log level (expected error, warn, info or debug)");
+            cfgval_why(why, why_len, "is not a log level (expected error, warn, info or debug)");
             return -EINVAL;
         }
         memcpy(field, &lvl, sizeof lvl);
@@ -829,7 +391,7 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
                     break;
                 used += (size_t)n;
             }
-            set_why(why, why_len, "is not supported (supported: %s)", list);
+            cfgval_why(why, why_len, "is not supported (supported: %s)", list);
             return -EINVAL;
         }
         memcpy(field, &e, sizeof e); /* every CFG_ENUM field is an int-sized enum */
@@ -841,12 +403,12 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
         double d = strtod(val, &end);
         if (end == val || *end != '\0' || errno == ERANGE || !(d >= 0.0) || d > 1e12 ||
             strpbrk(val, "xXnN") != NULL) {
-            set_why(why, why_len, "is not a non-negative decimal number");
+            cfgval_why(why, why_len, "is not a non-negative decimal number");
             return -EINVAL;
         }
         if (d < (double)ki->min || (ki->max && d > (double)ki->max)) {
-            set_why(why, why_len, "must be between %llu and %llu", (unsigned long long)ki->min,
-                    (unsigned long long)ki->max);
+            cfgval_why(why, why_len, "must be between %llu and %llu", (unsigned long long)ki->min,
+                       (unsigned long long)ki->max);
             return -ERANGE;
         }
         memcpy(field, &d, sizeof d);
@@ -855,17 +417,17 @@ static int apply_value(int k, void *base, const char *val, char *why, size_t why
     case CFG_TEXT: {
         size_t n = strlen(val);
         if (n >= ki->size) {
-            set_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
+            cfgval_why(why, why_len, "is too long (at most %zu bytes)", ki->size - 1);
             return -EINVAL;
         }
         memcpy(field, val, n + 1);
         return 0;
     }
     case CFG_STR:
-        return parse_url(val, (struct config_backend *)base, why, why_len);
+        return cfgval_url(val, (struct config_backend *)base, why, why_len);
     case CFG_HEX256: {
         struct config_tenant *t = base;
-        rc = parse_hex256(val, t->key_sha256, why, why_len);
+        rc = cfgval_hex256(val, t->key_sha256, why, why_len);
         if (rc == 0)
             t->has_key = true;
         return rc;
@@ -898,7 +460,7 @@ static int default_backend(struct config_backend *b)
     memcpy(b->name, "default", sizeof "default");
     if (apply_defaults(S_BACKEND, b) < 0)
         return -EINVAL;
-    return parse_url("http://127.0.0.1:8000", b, why, sizeof why);
+    return cfgval_url("http://127.0.0.1:8000", b, why, sizeof why);
 }
 
 int config_defaults(struct config *cfg)
@@ -1156,7 +718,7 @@ oom:
 static bool valid_name(const char *s)
 {
     for (; *s; s++)
-        if (!is_alnum(*s) && *s != '_' && *s != '.' && *s != '-')
+        if (!cfgval_is_alnum(*s) && *s != '_' && *s != '.' && *s != '-')
             return false;
     return true;
 }
@@ -1165,14 +727,14 @@ static bool valid_name(const char *s)
 static void begin_section(struct load_ctx *c, char *text)
 {
     char *end = text + strlen(text);
-    while (end > text && is_space(end[-1]))
+    while (end > text && cfgval_is_space(end[-1]))
         *--end = '\0';
-    while (is_space(*text))
+    while (cfgval_is_space(*text))
         text++;
     char *name = text + strcspn(text, " \t\v\f\r");
     if (*name) {
         *name++ = '\0';
-        while (is_space(*name))
+        while (cfgval_is_space(*name))
             name++;
     }
 
@@ -1238,7 +800,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
 {
     bool was_space = false;
     while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
-        was_space = is_space(*s);
+        was_space = cfgval_is_space(*s);
         s++;
     }
     return s;
@@ -1287,7 +849,7 @@ static char *read_line(char *str, int num, void *stream)
     /* What inih gets: an empty line unless this is a good name=value line. */
     str[0] = '\n';
     str[1] = '\0';
-    while (is_space(*p))
+    while (cfgval_is_space(*p))
         p++;
     if (total > limit || nul) {
         if (total > limit)
@@ -1312,7 +874,7 @@ static char *read_line(char *str, int num, void *stream)
             return str;
         }
         const char *after = close + 1;
-        while (is_space(*after))
+        while (cfgval_is_space(*after))
             after++;
         if (*after != '\0' && *after != ';' && *after != '#') {
             err_at(c, c->lineno, "unexpected text after ']'");
