@@ -190,8 +190,17 @@ static json_t *limits_obj(const struct cp *cp)
 {
     const struct config *cfg = cp->cfg;
     const struct gov_sample *s = &cp->last_sample;
+    /* Why the limit is held where it is: the last limit that found the
+     * backend's queue, how long ago, and the hold below it now. */
+    const struct governor *g = &cp->gov;
+    unsigned iv = cfg->sample_interval_ms ? cfg->sample_interval_ms : 1;
+    json_t *probe = g->bad_limit > 0.0
+                        ? json_pack("{s:f, s:I, s:f}", "bad_limit", g->bad_limit, "age_ms",
+                                    (json_int_t)g->bad_age * iv, "plateau_ms", g->plateau_ms)
+                        : json_null();
     return json_pack(
-        "{s:i, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:{s:i, s:f, s:f, s:f, s:i, s:i}, s:I, s:i}",
+        "{s:i, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:{s:i, s:f, s:f, s:f, s:i, s:i}, s:I, s:i, "
+        "s:o}",
         "limit", (int)atomic_load_explicit(&cp->shm->seg->tables.admit_limit, memory_order_relaxed),
         "algorithm", cfg->gov_algorithm == CONFIG_GOV_PID ? "pid" : "gradient", "target_ttft_ms",
         (int)cfg->target_ttft_ms, "min_concurrent", (int)cfg->min_concurrent, "max_concurrent",
@@ -200,7 +209,8 @@ static json_t *limits_obj(const struct cp *cp)
         "last_interval", "first_tokens", (int)s->n, "ttft_p50_ms", s->ttft_p50_ms, "ttft_p90_ms",
         s->ttft_p90_ms, "ttft_p95_ms", s->ttft_p95_ms, "inflight_peak", (int)s->inflight_peak,
         "queued", (int)s->queued, "updates", (json_int_t)cp->gov_updates, "queue_budget_ms",
-        (int)atomic_load_explicit(&cp->shm->seg->tables.queue_budget_ms, memory_order_relaxed));
+        (int)atomic_load_explicit(&cp->shm->seg->tables.queue_budget_ms, memory_order_relaxed),
+        "probe", probe);
 }
 
 static json_t *rejected_obj(const struct cp *cp)

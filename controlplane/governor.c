@@ -60,6 +60,7 @@ void gov_init(struct governor *g, const struct gov_params *p)
     memset(g, 0, sizeof *g);
     g->p = *p;
     g->limit = p->min_limit;
+    g->plateau_ms = GOV_PLATEAU_MS;
 }
 
 static double clampd(double x, double lo, double hi)
@@ -186,6 +187,13 @@ static unsigned memory_intervals(const struct gov_params *p, double ms)
     return (unsigned)(ms / (p->sample_interval_ms ? p->sample_interval_ms : 1)) + 1;
 }
 
+/* How long after a limit broke the target a probe that breaks it again
+ * counts as a repeat: the hold below it and 20 s of careful growth. */
+static double bad_memory_ms(const struct governor *g)
+{
+    return g->plateau_ms + (GOV_MEMORY_MS - GOV_PLATEAU_MS);
+}
+
 unsigned gov_update(struct governor *g, const struct gov_sample *s)
 {
     const struct gov_params *p = &g->p;
@@ -219,7 +227,19 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
     if (p90 > GOV_CLIFF * p->target_ttft_ms && limit > 1.1 * lo + 1.0) {
         /* The limit now is the one a delay later; the stream that found the
          * backend's queue says exactly how many were on the node. */
-        g->bad_limit = s->overdue_rank && s->overdue_rank < limit ? s->overdue_rank : limit;
+        double bad = s->overdue_rank && s->overdue_rank < limit ? s->overdue_rank : limit;
+        /* A new probe (not the next interval of the same one) that found
+         * the backend's queue again within the careful region of the limit
+         * remembered (the queue shows only a few seconds after the probe,
+         * so the limit has crept a little past it): back off. */
+        if (g->bad_age > memory_intervals(p, GOV_EPISODE_MS)) {
+            bool again = g->bad_limit > 0.0 && bad * GOV_CAREFUL_FRAC <= g->bad_limit &&
+                         g->bad_age < memory_intervals(p, bad_memory_ms(g));
+            g->plateau_ms = !again                                     ? GOV_PLATEAU_MS
+                            : g->plateau_ms * 2.0 < GOV_PLATEAU_MAX_MS ? g->plateau_ms * 2.0
+                                                                       : GOV_PLATEAU_MAX_MS;
+        }
+        g->bad_limit = bad;
         g->bad_age = 0;
     }
 
@@ -232,12 +252,12 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
          * a second at most: the backend's queue answers a probe only when
          * the probed stream's first token is overdue, so a fast probe there
          * overshoots by the growth of that whole delay (CUBIC's plateau). */
-        if (g->bad_limit > 0.0 && g->bad_age < memory_intervals(p, GOV_MEMORY_MS) && next > limit &&
-            limit + GOV_CAREFUL_STEP >= GOV_CAREFUL_FRAC * g->bad_limit) {
+        if (g->bad_limit > 0.0 && g->bad_age < memory_intervals(p, GOV_LONG_MEMORY_MS) &&
+            next > limit && limit + GOV_CAREFUL_STEP >= GOV_CAREFUL_FRAC * g->bad_limit) {
             double careful = limit + GOV_CAREFUL_STEP * (double)p->sample_interval_ms / 1000.0;
             /* For a while, not even that past one below it: each probe into
              * the backend's queue costs a stream its TTFT. */
-            if (g->bad_age < memory_intervals(p, GOV_PLATEAU_MS) && careful > g->bad_limit - 1.0)
+            if (g->bad_age < memory_intervals(p, g->plateau_ms) && careful > g->bad_limit - 1.0)
                 careful = g->bad_limit - 1.0 > limit ? g->bad_limit - 1.0 : limit;
             if (cap > careful)
                 cap = careful;
@@ -250,6 +270,12 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
             next = decayed;
     }
     next = clampd(next, lo, hi);
+    /* Grown well past the limit remembered without finding the queue
+     * again: the backend has more room now; forget it. */
+    if (g->bad_limit > 0.0 && next * GOV_CAREFUL_FRAC > g->bad_limit) {
+        g->bad_limit = 0.0;
+        g->plateau_ms = GOV_PLATEAU_MS;
+    }
 
     /* Conditional integration: a step of the integral that the limit
      * could not follow (clamped at min or max, growth gated or slowed, the

@@ -72,13 +72,21 @@
  *     least L + sqrt(L) (the smoothing would otherwise make a backend that
  *     can take far more wait many intervals for it).
  *   - Near a limit that broke the target by GOV_CLIFF (p90 past 1.5 x the
- *     target: a queue, not the slope of a busy batch) in the last GOV_MEMORY_MS (from
- *     GOV_CAREFUL_FRAC of it up), growth is at most GOV_CAREFUL_STEP
+ *     target: a queue, not the slope of a busy batch) in the last
+ *     GOV_LONG_MEMORY_MS (from GOV_CAREFUL_FRAC of it up to 1/GOV_CAREFUL_FRAC
+ *     of it, where it is forgotten: the backend has room again), growth is at most GOV_CAREFUL_STEP
  *     streams a second: a backend queue shows a probe only when the probed
  *     stream's first token is overdue, and probing at full speed there
  *     overshoots by all the growth of that delay (CUBIC's plateau); for
  *     the first GOV_PLATEAU_MS, not past one below that limit at all, so
  *     the backend's queue is probed every 10 s, not every few seconds.
+ *     A probe that finds the backend's queue again, at a limit within the
+ *     careful region of the one remembered (at most 1/GOV_CAREFUL_FRAC of
+ *     it), within the hold plus 20 s of the last, doubles that hold, up to
+ *     GOV_PLATEAU_MAX_MS: a
+ *     backend whose capacity has not moved is probed ever more rarely,
+ *     since each probe costs the probing stream a whole queue wait.  A
+ *     different limit found too high starts again at GOV_PLATEAU_MS.
  *   - One interval cuts at most half of L.
  *   - In use (inflight_peak >= GOV_USE_FRAC L, or requests queued): growth
  *     is at most max(1, sqrt(L)) per interval, so a backend that just
@@ -106,16 +114,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GOV_HOLD_BAND    0.05    /* p90 in [(1 - band) target, target] is on target */
-#define GOV_USE_FRAC     0.5     /* in use when inflight_peak >= this fraction of L */
-#define GOV_IDLE_TAU_MS  1000.0  /* app-limited decay time constant */
-#define GOV_PID_DMAX     0.5     /* bound on the filtered derivative (normalised) */
-#define GOV_PID_UMAX     50.0    /* |u| bound: exp(50) covers any unsigned range */
-#define GOV_MEMORY_MS    30000.0 /* how long a limit that broke the target is remembered */
-#define GOV_CAREFUL_FRAC 0.9     /* near it means from this fraction of it up */
-#define GOV_CAREFUL_STEP 1.0     /* streams per second of growth near it */
-#define GOV_PLATEAU_MS   10000.0 /* for this long, no growth past one below it at all */
-#define GOV_CLIFF        1.5     /* p90 over this times the target marks a limit as too high */
+#define GOV_HOLD_BAND      0.05     /* p90 in [(1 - band) target, target] is on target */
+#define GOV_USE_FRAC       0.5      /* in use when inflight_peak >= this fraction of L */
+#define GOV_IDLE_TAU_MS    1000.0   /* app-limited decay time constant */
+#define GOV_PID_DMAX       0.5      /* bound on the filtered derivative (normalised) */
+#define GOV_PID_UMAX       50.0     /* |u| bound: exp(50) covers any unsigned range */
+#define GOV_MEMORY_MS      30000.0  /* a probe within this of the last counts as a repeat */
+#define GOV_LONG_MEMORY_MS 300000.0 /* how long growth stays careful near that limit */
+#define GOV_CAREFUL_FRAC   0.9      /* near it means from this fraction of it up */
+#define GOV_CAREFUL_STEP   1.0      /* streams per second of growth near it */
+#define GOV_PLATEAU_MS     10000.0  /* for this long, no growth past one below it at all */
+#define GOV_PLATEAU_MAX_MS 80000.0  /* the plateau doubles up to this when probes keep failing */
+#define GOV_EPISODE_MS     3000.0   /* cliff intervals closer than this are one probe, not two */
+#define GOV_CLIFF          1.5      /* p90 over this times the target marks a limit as too high */
 
 enum gov_algo { GOV_PID = 0, GOV_GRADIENT = 1 };
 
@@ -150,6 +161,7 @@ struct governor {
     unsigned empty_intervals; /* consecutive intervals with n == 0 */
     double bad_limit;         /* the last limit at which TTFT went over target, 0 = none */
     unsigned bad_age;         /* intervals since then */
+    double plateau_ms;        /* the hold below bad_limit now (GOV_PLATEAU_MS, doubling) */
 };
 
 /* The defaults: gradient, target 550 ms, limits 16..80, 200 ms, kp 0.35,

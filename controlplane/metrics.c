@@ -35,6 +35,11 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     }
     s->tokens_charged += rd(&c->tokens_charged);
     s->cancels_by_cmd += rd(&c->cancels_by_cmd);
+    s->h2_conns_total += rd(&c->h2_conns);
+    s->h2_streams += rd(&c->h2_streams);
+    s->h2_refused += rd(&c->h2_refused);
+    s->h2_resets += rd(&c->h2_resets);
+    s->h2_abuse += rd(&c->h2_abuse);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -100,6 +105,7 @@ void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap)
             snap->slabs_used += rdg(&sl->g.slabs_used);
             snap->admitted_now += rdg(&sl->g.admitted);
             snap->queue_len += rdg(&sl->g.queue_len);
+            snap->h2_conns += rdg(&sl->g.h2_conns);
             snap->ring_dropped += shm_ring_dropped(shm_ev_ring(shm, i));
         }
         snap->ring_dropped += rd(&seg->retired_ring_dropped);
@@ -205,6 +211,19 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
     put_hist(b, "sluice_inter_token_seconds", "", &hist_itl_bounds, &s->itl);
 
     gauge(b, "sluice_connections_active", "Client connections open.", s->connections);
+    gauge(b, "sluice_http2_connections", "Client connections speaking HTTP/2 now.", s->h2_conns);
+    counter(b, "sluice_http2_connections_total", "Client connections that spoke HTTP/2.",
+            s->h2_conns_total);
+    counter(b, "sluice_http2_streams_total",
+            "HTTP/2 requests; over sluice_http2_connections_total, streams per connection.",
+            s->h2_streams);
+    counter(b, "sluice_http2_refused_total",
+            "HTTP/2 attempts refused (disabled, or outside the http2_transport rollout).",
+            s->h2_refused);
+    counter(b, "sluice_http2_client_resets_total",
+            "HTTP/2 streams the client reset before their end.", s->h2_resets);
+    counter(b, "sluice_http2_abuse_total",
+            "HTTP/2 connections ended for abuse (rapid reset, floods, bad frames).", s->h2_abuse);
     counter(b, "sluice_connections_total", "Client connections accepted.", s->accepted);
     sbuf_puts(b, "# HELP sluice_upstream_connections Backend connections, by state.\n"
                  "# TYPE sluice_upstream_connections gauge\n");

@@ -54,6 +54,8 @@ struct metrics_snapshot {
     uint64_t tokens_charged;
     uint64_t cancels_by_cmd;
     uint64_t ring_dropped;
+    uint64_t h2_conns_total, h2_streams, h2_refused, h2_resets, h2_abuse;
+    int64_t h2_conns;
     int64_t admitted_now;
     int64_t queue_len;
     uint32_t admit_limit;

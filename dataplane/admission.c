@@ -127,7 +127,7 @@ static uint32_t budget_retry_s(const struct shm_tenant *t, int64_t want)
 {
     uint64_t tpm = atomic_load_explicit(&t->tokens_per_minute, memory_order_relaxed);
     int64_t avail = atomic_load_explicit(&t->tokens_avail, memory_order_relaxed);
-    int64_t missing = want - (avail > 0 ? avail : 0);
+    int64_t missing = want - avail; /* a bucket in debt owes that too */
     if (!tpm || missing <= 0)
         return 1;
     uint64_t s = ((uint64_t)missing * 60 + tpm - 1) / tpm;
@@ -190,9 +190,13 @@ static int admit(struct stream *st)
      * overdue, the governor learns that this many was too many. */
     int64_t on_node = shm_node_admitted(w->shm) + 1;
     st->adm_rank = on_node > UINT32_MAX ? UINT32_MAX : (uint32_t)on_node;
-    list_add_tail(&w->awaiting_ft, &st->ft_node);
-    if (!tw_linked(&w->overdue_timer))
-        tw_set(&w->tw, &w->overdue_timer, st->adm_ns / 1000000 + w->cfg->target_ttft_ms);
+    /* A response not streamed has no first token to wait for: its first
+     * byte comes after the whole generation, which says nothing of queues. */
+    if (st->client_sse) {
+        list_add_tail(&w->awaiting_ft, &st->ft_node);
+        if (!tw_linked(&w->overdue_timer))
+            tw_set(&w->tw, &w->overdue_timer, st->adm_ns / 1000000 + w->cfg->target_ttft_ms);
+    }
     shm_gauge_add(&w->slot->g.admitted, 1);
     shm_add(&w->slot->c.admitted, 1);
     stream_event(st, EV_ADMIT, 0, 0, st->enq_ms ? (w->now_ms - st->enq_ms) * 1000 : 0);
@@ -344,6 +348,29 @@ bool adm_charge(struct stream *st)
     if ((st->tokens + 1) % TOKEN_BATCH == 0)
         stream_event(st, EV_TOKENS, 0, TOKEN_BATCH, 0);
     return true;
+}
+
+void adm_charge_all(struct stream *st, uint32_t tokens)
+{
+    struct worker *w = st->c->w;
+    if (st->budgeted) {
+        int64_t n = tokens, covered = 0;
+        int64_t r = n < st->reserved ? n : st->reserved;
+        st->reserved -= r;
+        covered += r;
+        r = n - covered < st->prepaid ? n - covered : st->prepaid;
+        st->prepaid -= r;
+        covered += r;
+        if (n > covered)
+            atomic_fetch_sub_explicit(&tenant_of(w, st->tenant)->tokens_avail, n - covered,
+                                      memory_order_relaxed);
+        shm_gauge_add(&w->slot->tenant_reserved[st->tenant], -covered);
+        shm_add(&w->slot->c.tokens_charged, (uint64_t)n);
+    }
+    st->tokens += tokens;
+    shm_add(&w->slot->c.tokens, tokens);
+    if (tokens >= TOKEN_BATCH)
+        stream_event(st, EV_TOKENS, 0, tokens - tokens % TOKEN_BATCH, 0);
 }
 
 void adm_first_token(struct stream *st, uint64_t ttft_us)

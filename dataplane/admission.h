@@ -73,6 +73,13 @@ void adm_end(struct stream *st);
  * budget cannot cover it (the caller ends the stream). */
 bool adm_charge(struct stream *st);
 
+/* Charges a whole response at once: a completion the client did not ask
+ * to stream, whose tokens are known only when it has ended (its usage, or
+ * its whole reservation when it has none).  The response is already made,
+ * so what the reservation does not cover is taken from the bucket even if
+ * that leaves it in debt: the tenant's next requests wait for the refill. */
+void adm_charge_all(struct stream *st, uint32_t tokens);
+
 /* First token seen (TTFT in us). */
 void adm_first_token(struct stream *st, uint64_t ttft_us);
 

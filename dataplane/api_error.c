@@ -26,6 +26,8 @@ static const struct api_error_def defs[API_ERR__COUNT] = {
                                "a field has the wrong type"},
     [API_ERR_UNAUTHORIZED] = {401, 0, "authentication_error", "invalid_api_key",
                               "missing or unknown API key"},
+    [API_ERR_FORBIDDEN] = {403, 0, "invalid_request_error", "cors_forbidden",
+                           "origin, method or headers not allowed by the CORS policy"},
     [API_ERR_NOT_FOUND] = {404, 0, "invalid_request_error", "not_found", "no such route"},
     [API_ERR_METHOD] = {405, 0, "invalid_request_error", "method_not_allowed",
                         "method not allowed for this route"},

@@ -17,6 +17,7 @@ enum api_error {
     API_ERR_MISSING_FIELD,       /* 400 */
     API_ERR_INVALID_FIELD,       /* 400 */
     API_ERR_UNAUTHORIZED,        /* 401 */
+    API_ERR_FORBIDDEN,           /* 403 a CORS preflight or WebSocket Origin not allowed */
     API_ERR_NOT_FOUND,           /* 404 */
     API_ERR_METHOD,              /* 405 */
     API_ERR_REQUEST_TIMEOUT,     /* 408 client too slow to send its request */

@@ -9,6 +9,8 @@
 
 #include "dataplane/api_error.h"
 #include "dataplane/auth.h"
+#include "dataplane/cors.h"
+#include "dataplane/h2_conn.h"
 #include "dataplane/route.h"
 #include "dataplane/stream.h"
 #include "shared/log.h"
@@ -69,6 +71,11 @@ static void set_timer(struct conn *c, uint32_t ms)
     tw_set(&c->w->tw, &c->timer, c->deadline_ms);
 }
 
+void client_set_timer(struct conn *c, uint32_t ms)
+{
+    set_timer(c, ms);
+}
+
 static void arm_recv(struct conn *c)
 {
     struct worker *w = c->w;
@@ -125,6 +132,15 @@ void client_rearm(struct conn *c)
 void client_flush(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->virt) {
+        if (c->state == CS_CLOSED)
+            client_maybe_free(c);
+        else
+            h2_stream_flush(c);
+        return;
+    }
+    if (c->h2 && c->state != CS_CLOSED)
+        h2_produce(c); /* may close c */
     if (c->send_busy || c->state == CS_CLOSED)
         return;
     const char *ptr;
@@ -178,6 +194,10 @@ static void reset_request(struct conn *c)
     c->up_head_len = c->up_head_cap = 0;
     free(c->err_detail);
     c->err_detail = NULL;
+    free(c->h2_settings);
+    c->h2_settings = NULL;
+    free(c->cors);
+    c->cors = NULL;
     c->pending_err = -1;
     c->body_chunked = c->body_discard = false;
     c->resp_done = false;
@@ -272,6 +292,11 @@ void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc)
     }
     outq_consume(&c->out, &w->slabs, (size_t)cqe->res);
     shm_add(&w->slot->c.bytes_out, (uint64_t)cqe->res);
+    if (c->h2) {
+        /* room in the outq again: more frames */
+        worker_mark_dirty(w, c);
+        return;
+    }
     if (c->st)
         stream_on_client_sent(c->st);
     if (c->state == CS_CLOSED)
@@ -295,11 +320,13 @@ int client_respond(struct conn *c, int status, const char *extra_headers, const 
         conn_field = "Connection: close\r\n";
     else if (c->http10)
         conn_field = "Connection: keep-alive\r\n";
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "X-Request-Id: %.*s\r\n%s%s\r\n",
-                     status, client_reason(status), ctype, body_len, (int)c->reqid_len, c->reqid,
-                     extra_headers ? extra_headers : "", conn_field);
+    char len_fields[160] = ""; /* a 204 has neither (RFC 9110 8.6) */
+    if (status != 204)
+        snprintf(len_fields, sizeof len_fields, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                 ctype, body_len);
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%sX-Request-Id: %.*s\r\n%s%s%s\r\n",
+                     status, client_reason(status), len_fields, (int)c->reqid_len, c->reqid,
+                     extra_headers ? extra_headers : "", c->cors ? c->cors : "", conn_field);
     if (n < 0 || (size_t)n >= sizeof head)
         return -EINVAL;
     if (outq_write(&c->out, &w->slabs, head, (size_t)n) ||
@@ -401,9 +428,52 @@ static void generate_reqid(struct conn *c)
                                      w->stream_salt & 0xffffff, n);
 }
 
+static void dispatch(struct conn *c);
+
+/* `Upgrade: h2c` (RFC 7540 3.2): the request just read is answered as
+ * stream 1 of the HTTP/2 session the connection switches to. */
+static bool upgrade_h2c(struct conn *c)
+{
+    char *settings = c->h2_settings;
+    c->h2_settings = NULL;
+    struct conn *vc = h2_upgrade(c, settings, strlen(settings));
+    free(settings);
+    if (!vc)
+        return false;
+    /* The request moves to the stream's virtual connection. */
+    vc->nreq = 1;
+    vc->in_request = true;
+    vc->keepalive = true;
+    vc->route = c->route;
+    vc->up_head = c->up_head;
+    vc->up_head_len = c->up_head_len;
+    vc->up_head_cap = c->up_head_cap;
+    vc->body = c->body;
+    vc->body_len = c->body_len;
+    vc->body_cap = c->body_cap;
+    vc->pending_err = c->pending_err;
+    vc->err_detail = c->err_detail;
+    vc->allow = c->allow;
+    vc->tenant = c->tenant;
+    vc->t_start_ns = c->t_start_ns;
+    memcpy(vc->reqid, c->reqid, sizeof vc->reqid);
+    vc->reqid_len = c->reqid_len;
+    memcpy(vc->rollout_bucket, c->rollout_bucket, sizeof vc->rollout_bucket);
+    c->up_head = NULL;
+    c->body = NULL;
+    c->err_detail = NULL;
+    c->in_request = false;
+    reset_request(c);
+    dispatch(vc);
+    worker_mark_dirty(c->w, c);
+    return true;
+}
+
 static void dispatch(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->h2_settings && c->pending_err < 0 && upgrade_h2c(c))
+        return;
     c->state = CS_BUSY;
     tw_cancel(&w->tw, &c->timer);
     if (c->pending_err >= 0) {
@@ -411,6 +481,9 @@ static void dispatch(struct conn *c)
         return;
     }
     switch (c->route) {
+    case ROUTE_PREFLIGHT:
+        client_respond(c, 204, NULL, NULL, "", 0);
+        return;
     case ROUTE_HEALTHZ:
         if (w->draining) {
             static const char b[] = "{\"status\":\"draining\"}";
@@ -423,7 +496,7 @@ static void dispatch(struct conn *c)
     case ROUTE_MODELS: {
         char *head = c->up_head;
         c->up_head = NULL;
-        if (stream_start(c, false, "", head, c->up_head_len, c->up_head_cap, NULL, 0, 0) < 0)
+        if (stream_start(c, false, false, "", head, c->up_head_len, c->up_head_cap, NULL, 0, 0) < 0)
             client_respond_error(c, API_ERR_OVERLOADED, NULL);
         return;
     }
@@ -441,8 +514,8 @@ static void dispatch(struct conn *c)
         }
         char *head = c->up_head;
         c->up_head = NULL;
-        if (stream_start(c, true, model, head, c->up_head_len, c->up_head_cap, c->body, c->body_len,
-                         max_tokens) < 0)
+        if (stream_start(c, true, is_stream, model, head, c->up_head_len, c->up_head_cap, c->body,
+                         c->body_len, max_tokens) < 0)
             client_respond_error(c, API_ERR_BACKEND_DOWN, NULL);
         return;
     }
@@ -483,6 +556,58 @@ static void rollout_buckets(struct conn *c, const struct h1_request *req)
         c->rollout_bucket[f] = (uint8_t)rollout_bucket((enum rollout_feature)f, k, klen);
 }
 
+/* An HTTP/1.1 request asking to go on in HTTP/2 (Upgrade: h2c with its
+ * HTTP2-Settings): remembered, and done once the request is read, when
+ * HTTP/2 is enabled and this request is inside the http2_transport
+ * rollout; otherwise the Upgrade is ignored, as RFC 9110 allows. */
+static void want_h2c(struct conn *c, const struct h1_request *req)
+{
+    const struct h1_header *up = h1_header_find(req->headers, req->n_headers, "upgrade");
+    const struct h1_header *hs = h1_header_find(req->headers, req->n_headers, "http2-settings");
+    if (!up || !hs || c->http10 || hs->value_len > 200 ||
+        !h1_list_has_token(up->value, up->value_len, "h2c"))
+        return;
+    if (!h2_allowed(c->w, c->rollout_bucket[FEAT_HTTP2_TRANSPORT])) {
+        shm_add(&c->w->slot->c.h2_refused, 1);
+        return;
+    }
+    c->h2_settings = malloc(hs->value_len + 1);
+    if (c->h2_settings) {
+        memcpy(c->h2_settings, hs->value, hs->value_len);
+        c->h2_settings[hs->value_len] = '\0';
+    }
+}
+
+/* CORS: a request from an allowed Origin gets the header lines for its
+ * answer in c->cors.  Returns true for a preflight (OPTIONS with
+ * Access-Control-Request-Method), which is answered here: 204 when origin,
+ * method and headers are all allowed (c->cors set), else 403. */
+static bool cors_check(struct conn *c, const struct h1_request *req)
+{
+    const struct config *cfg = c->w->cfg;
+    const struct h1_header *origin = h1_header_find(req->headers, req->n_headers, "origin");
+    const struct h1_header *acrm =
+        h1_header_find(req->headers, req->n_headers, "access-control-request-method");
+    bool preflight = origin && acrm && req->method_len == 7 && !memcmp(req->method, "OPTIONS", 7);
+    if (!origin || !cors_origin_allowed(cfg, origin->value, origin->value_len))
+        return preflight && cors_enabled(cfg);
+    if (preflight) {
+        const struct h1_header *acrh =
+            h1_header_find(req->headers, req->n_headers, "access-control-request-headers");
+        if (!cors_method_allowed(cfg, acrm->value, acrm->value_len) ||
+            (acrh && !cors_headers_allowed(cfg, acrh->value, acrh->value_len)))
+            return true;
+    }
+    char lines[1536];
+    size_t n =
+        cors_header_lines(cfg, origin->value, origin->value_len, preflight, lines, sizeof lines);
+    if (n && (c->cors = malloc(n + 1)) != NULL) {
+        memcpy(c->cors, lines, n);
+        c->cors[n] = '\0';
+    }
+    return preflight && cors_enabled(cfg);
+}
+
 /* A complete request head at <req>: everything needed from it is copied
  * out here, since its bytes may be a receive buffer about to be recycled. */
 static void on_head(struct conn *c, const struct h1_request *req)
@@ -508,13 +633,20 @@ static void on_head(struct conn *c, const struct h1_request *req)
     const struct h1_header *authz = h1_header_find(req->headers, req->n_headers, "authorization");
     c->tenant = auth_tenant(cfg, authz ? authz->value : NULL, authz ? authz->value_len : 0);
     rollout_buckets(c, req);
+    if (!c->virt)
+        want_h2c(c, req);
+    bool preflight = cors_check(c, req);
 
     bool method_ok;
     const char *allow;
     c->route =
         route_match(req->method, req->method_len, req->path, req->path_len, &method_ok, &allow);
     c->allow = allow;
-    if (c->route == ROUTE_NONE) {
+    if (preflight) {
+        c->route = ROUTE_PREFLIGHT;
+        if (!c->cors)
+            c->pending_err = API_ERR_FORBIDDEN;
+    } else if (c->route == ROUTE_NONE) {
         set_pending_err(c, API_ERR_NOT_FOUND, "no route for ", req->path, req->path_len);
     } else if (!method_ok) {
         set_pending_err(c, API_ERR_METHOD, "method not allowed; use ", allow, strlen(allow));
@@ -530,7 +662,8 @@ static void on_head(struct conn *c, const struct h1_request *req)
                     ((req->flags & H1_F_CONTENT_LENGTH) && req->content_length > 0);
     c->body_chunked = req->flags & H1_F_CHUNKED;
     c->body_left = c->body_chunked ? 0 : req->content_length;
-    c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ || c->route == ROUTE_MODELS;
+    c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ ||
+                      c->route == ROUTE_MODELS || c->route == ROUTE_PREFLIGHT;
     if (c->body_chunked)
         h1_chunked_init(&c->chunk, true);
     if (!has_body) {
@@ -598,6 +731,18 @@ static ssize_t read_body(struct conn *c, const char *p, size_t n)
     return (ssize_t)take;
 }
 
+/* The http2_transport bucket of a connection that has sent no request: a
+ * connection has no session id or tenant yet, so it is bucketed by the
+ * worker and its count of accepted connections (a share of connections). */
+static unsigned conn_bucket(const struct conn *c)
+{
+    char key[48];
+    uint64_t n = atomic_load_explicit(&c->w->slot->c.accepted, memory_order_relaxed);
+    int len = snprintf(key, sizeof key, "conn:%u:%llu:%p", c->w->id, (unsigned long long)n,
+                       (const void *)c);
+    return rollout_bucket(FEAT_HTTP2_TRANSPORT, key, len > 0 ? (size_t)len : 0);
+}
+
 /* Consumes requests from p[0..n); returns the bytes used (the rest is kept
  * by the caller as input for later). */
 static size_t consume(struct conn *c, const char *p, size_t n)
@@ -612,6 +757,20 @@ static size_t consume(struct conn *c, const char *p, size_t n)
     };
     size_t used = 0;
     while (used < n && c->state != CS_CLOSED) {
+        if (c->state == CS_HEAD && c->nreq == 0 && !c->virt && p[used] == 'P') {
+            /* HTTP/2 with prior knowledge: the connection preface. */
+            size_t k = n - used < H2_PREFACE_LEN ? n - used : H2_PREFACE_LEN;
+            if (memcmp(p + used, H2_PREFACE, k) == 0) {
+                if (k < H2_PREFACE_LEN)
+                    return used; /* the rest of the preface is still coming */
+                if (h2_start(c, !h2_allowed(w, conn_bucket(c))) < 0) {
+                    close_now(c);
+                    return n;
+                }
+                h2_on_data(c, p + used, n - used);
+                return n;
+            }
+        }
         if (c->state == CS_HEAD) {
             struct h1_request req = {.headers = w->hdrs};
             int rc = h1_parse_request(p + used, n - used, &lim, &req);
@@ -671,9 +830,28 @@ static void pause_input(struct conn *c)
     io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
 }
 
+/* Bytes read as HTTP/1.1 before the connection switched to HTTP/2 (after
+ * an upgrade) belong to the session. */
+static void hand_over_input(struct conn *c)
+{
+    if (!c->h2 || !c->in_len)
+        return;
+    char *in = c->in;
+    uint32_t len = c->in_len;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    h2_on_data(c, in, len);
+    free(in);
+}
+
 static void on_data(struct conn *c, const char *p, size_t n)
 {
     struct worker *w = c->w;
+    if (c->h2) {
+        if (c->state == CS_BUSY)
+            h2_on_data(c, p, n);
+        return;
+    }
     switch (c->state) {
     case CS_LINGER:
     case CS_CLOSED:
@@ -700,6 +878,7 @@ static void on_data(struct conn *c, const char *p, size_t n)
             return;
         }
         consume_input(c);
+        hand_over_input(c);
         return;
     }
     size_t used = consume(c, p, n);
@@ -707,9 +886,10 @@ static void on_data(struct conn *c, const char *p, size_t n)
         size_t max = (size_t)w->cfg->max_header_bytes + PIPELINE_MAX;
         if (buf_append(&c->in, &c->in_len, &c->in_cap, p + used, n - used, max) < 0)
             fail_request(c, API_ERR_HEADERS_TOO_LARGE, NULL);
-        else if (c->state == CS_BUSY && c->in_len >= PIPELINE_MAX / 2)
+        else if (c->state == CS_BUSY && c->in_len >= PIPELINE_MAX / 2 && !c->h2)
             pause_input(c);
     }
+    hand_over_input(c);
 }
 
 static void on_eof(struct conn *c)
@@ -771,6 +951,10 @@ void client_on_timer(struct conn *c)
         tw_set(&w->tw, &c->timer, c->deadline_ms);
         return;
     }
+    if (c->h2 && c->state == CS_BUSY) {
+        h2_on_timer(c);
+        return;
+    }
     switch (c->state) {
     case CS_HEAD:
         if (c->in_len) {
@@ -804,8 +988,16 @@ static void close_conn(struct conn *c, bool rst)
         stream_free(c->st);
         c->st = NULL;
     }
+    if (c->h2)
+        h2_close(c);
     c->state = CS_CLOSED;
     tw_cancel(&w->tw, &c->timer);
+    if (c->virt) {
+        /* Freed from the end of the turn: the caller may still hold it. */
+        h2_stream_detach(c, rst);
+        worker_mark_dirty(w, c);
+        return;
+    }
     if (list_linked(&c->rearm_node))
         list_del(&c->rearm_node);
     shm_gauge_add(&w->slot->g.connections, -1);
@@ -892,8 +1084,11 @@ void client_maybe_free(struct conn *c)
     reset_request(c);
     outq_reset(&c->out, &w->slabs);
     free(c->in);
+    if (c->virt)
+        h2_stream_free(c);
+    else
+        w->nconns--;
     list_del(&c->node);
-    w->nconns--;
     if (c->dirty) {
         /* still on the dirty list: unlink it */
         struct conn **pp = &w->dirty;
@@ -920,10 +1115,55 @@ void client_drain(struct worker *w)
         struct conn *c = container_of(n, struct conn, node);
         n = n->next;
         c->keepalive = false;
+        if (c->h2) {
+            h2_drain(c);
+            continue;
+        }
         /* Idle between requests: close.  A connection that has not sent its
          * first request yet may be in flight from a client that just
          * connected: it gets header_timeout to send it, and its answer. */
         if (c->state == CS_HEAD && !c->in_len && c->nreq)
             close_now(c);
     }
+}
+
+struct conn *client_virtual_new(struct worker *w)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->w = w;
+    c->fd = -1;
+    c->virt = true;
+    c->state = CS_HEAD;
+    c->pending_err = -1;
+    c->keepalive = true;
+    c->timer.kind = TK_CONN;
+    outq_init(&c->out);
+    list_init(&c->node);
+    list_init(&c->rearm_node);
+    return c;
+}
+
+void client_feed(struct conn *vc, const char *p, size_t n)
+{
+    on_data(vc, p, n);
+}
+
+void client_virtual_close(struct conn *vc, bool done)
+{
+    if (vc->state == CS_CLOSED)
+        return;
+    if (done) {
+        /* Every byte went out: the request ended well, nobody left. */
+        count_request(vc);
+        reset_request(vc);
+    }
+    close_conn(vc, false);
+}
+
+void client_h2_finished(struct conn *c)
+{
+    h2_close(c);
+    begin_linger(c);
 }

@@ -42,9 +42,12 @@ enum route {
     ROUTE_COMPLETIONS,
     ROUTE_MODELS,
     ROUTE_HEALTHZ,
+    ROUTE_PREFLIGHT, /* a CORS preflight, answered here */
 };
 
 struct stream;
+struct h2_sess;
+struct h2_stream;
 
 struct conn {
     struct tw_entry timer;
@@ -70,7 +73,12 @@ struct conn {
     bool shut_busy;      /* a shutdown is in flight on the socket */
     bool close_deferred; /* close once that shutdown completes */
     bool rst;            /* close with a reset */
+    bool virt;           /* a virtual connection: one HTTP/2 stream, no socket */
     uint16_t inflight;
+    struct h2_sess *h2;    /* this socket speaks HTTP/2 (h2_conn.c) */
+    struct h2_stream *h2s; /* virt: the stream it serves */
+    char *h2_settings;     /* HTTP2-Settings of an `Upgrade: h2c` request */
+    char *cors;            /* CORS header lines for this request's answer (allowed Origin) */
 
     /* bytes received and not yet consumed */
     char *in;
@@ -129,6 +137,21 @@ void client_stream_done(struct conn *c);
 void client_abort(struct conn *c);
 /* The same, with a TCP reset that discards what the client has not read. */
 void client_abort_reset(struct conn *c);
+
+/* A virtual connection for one HTTP/2 stream (h2_conn.c): no socket, its
+ * request fed with client_feed, its response read from its outq.  Not in
+ * the worker's connection list or count. */
+struct conn *client_virtual_new(struct worker *w);
+/* Bytes of a request for a virtual connection, as if received. */
+void client_feed(struct conn *vc, const char *p, size_t n);
+/* The HTTP/2 stream of <vc> is over (closed by the peer, or the session
+ * went away): the request ends as if its client had gone, unless <done>
+ * (every response byte was sent); vc is freed at the end of the turn. */
+void client_virtual_close(struct conn *vc, bool done);
+/* The session of an HTTP/2 connection is over: close it gracefully. */
+void client_h2_finished(struct conn *c);
+/* (Re)arms the connection's timer <ms> from now. */
+void client_set_timer(struct conn *c, uint32_t ms);
 
 /* "OK", "Not Found"... for a status line. */
 const char *client_reason(int status);

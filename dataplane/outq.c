@@ -183,6 +183,28 @@ size_t outq_span(const struct outq *q, const struct bufpool *p, const char **ptr
     return n;
 }
 
+size_t outq_peek(const struct outq *q, const struct bufpool *p, char *dst, size_t max)
+{
+    uint64_t avail = q->committed - q->sent;
+    size_t got = 0;
+    uint32_t s = q->head;
+    uint32_t off = q->head_off;
+    if (avail < max)
+        max = (size_t)avail;
+    while (got < max && s != SLAB_NONE) {
+        size_t n = p->meta[s].fill - off;
+        if (n > max - got)
+            n = max - got;
+        memcpy(dst + got, bufpool_ptr(p, s) + off, n);
+        got += n;
+        if (s == q->tail)
+            break;
+        s = p->meta[s].next;
+        off = 0;
+    }
+    return got;
+}
+
 void outq_consume(struct outq *q, struct bufpool *p, size_t n)
 {
     q->sent += n;

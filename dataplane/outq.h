@@ -79,6 +79,11 @@ void outq_truncate(struct outq *q, struct bufpool *p, const struct outq_mark *m)
  * *slab is its slab (for zero-copy reference counting). */
 size_t outq_span(const struct outq *q, const struct bufpool *p, const char **ptr, uint32_t *slab);
 
+/* Copies up to <max> committed bytes from the front into <dst> without
+ * taking them (a protocol layer reading a response head); returns how
+ * many. */
+size_t outq_peek(const struct outq *q, const struct bufpool *p, char *dst, size_t max);
+
 /* The kernel took <n> bytes from the front. */
 void outq_consume(struct outq *q, struct bufpool *p, size_t n);
 

@@ -29,7 +29,7 @@ static struct worker *W(const struct stream *st)
     return st->c->w;
 }
 
-int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
+int stream_start(struct conn *c, bool is_completion, bool client_sse, const char *model, char *head,
                  uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len,
                  uint32_t max_tokens)
 {
@@ -54,6 +54,8 @@ int stream_start(struct conn *c, bool is_completion, const char *model, char *he
     st->req_body = body;
     st->req_body_len = body ? body_len : 0;
     st->is_completion = is_completion;
+    st->client_sse = client_sse;
+    usage_scan_init(&st->usage);
     st->timer.kind = TK_STREAM;
     list_init(&st->wait_node);
     list_init(&st->ft_node);
@@ -321,7 +323,8 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     st->mode = sse ? RM_SSE : RM_RAW;
     bool no_body = r->flags & H1_F_NO_BODY;
     bool pass_cl = !sse && (r->flags & H1_F_CONTENT_LENGTH);
-    st->chunked_out = !no_body && !pass_cl && !c->http10;
+    /* HTTP/2 frames the body itself (a virtual connection: h2_conn.c). */
+    st->chunked_out = !no_body && !pass_cl && !c->http10 && !c->virt;
     if (!no_body && !pass_cl && c->http10)
         c->keepalive = false; /* the body ends when the connection does */
 
@@ -362,6 +365,8 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
         /* an nginx in front of sluice must not buffer the stream either */
         err |= put(st, "X-Accel-Buffering: no\r\n", 23);
     }
+    if (c->cors)
+        err |= put(st, c->cors, strlen(c->cors));
     n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len, c->reqid,
                  !c->keepalive || w->draining ? "Connection: close\r\n"
                  : c->http10                  ? "Connection: keep-alive\r\n"
@@ -453,6 +458,8 @@ static int relay_raw(struct stream *st, const char *p, size_t len)
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
         return -1;
     }
+    if (st->is_completion && st->status == 200)
+        usage_scan_feed(&st->usage, p, len);
     commit(st);
     st->t_last_ns = clock_mono_ns();
     worker_mark_dirty(w, st->c);
@@ -658,6 +665,15 @@ void stream_on_body_end(struct stream *st)
      * incomplete event at end of stream is discarded). */
     drop_partial_event(st);
     st->up_finished = true;
+    if (st->is_completion && st->mode == RM_RAW && st->status == 200) {
+        /* A completion not streamed: its tokens are in its usage, or, if
+         * the backend gave none, the whole reservation is kept. */
+        uint32_t n;
+        if (!usage_scan_result(&st->usage, &n))
+            n = st->want_tokens > 0 && st->want_tokens <= UINT32_MAX ? (uint32_t)st->want_tokens
+                                                                     : 0;
+        adm_charge_all(st, n);
+    }
     if (st->chunked_out && outq_write(&c->out, &w->slabs, "0\r\n\r\n", 5)) {
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
         return;

@@ -27,6 +27,7 @@
 #include "dataplane/admit_queue.h"
 #include "dataplane/outq.h"
 #include "dataplane/sse.h"
+#include "dataplane/usage_scan.h"
 #include "dataplane/timer_wheel.h"
 #include "shared/hist.h"
 #include "shared/list.h"
@@ -58,6 +59,7 @@ struct stream {
     uint8_t phase;       /* enum stream_phase */
     uint8_t mode;        /* enum relay_mode */
     bool is_completion;  /* counted in streams_active, has TTFT */
+    bool client_sse;     /* the client asked for a stream ("stream": true) */
     bool head_committed; /* client saw the first byte */
     bool chunked_out;    /* client body in chunked coding */
     bool first_content;
@@ -89,6 +91,7 @@ struct stream {
     /* response framing towards the client */
     struct outq_mark head_mark; /* where the (uncommitted) response head starts */
     struct sse_framer fr;
+    struct usage_scan usage;  /* a non-streamed completion's body: its token count */
     struct outq_mark ev_mark; /* event being assembled */
     uint32_t ev_prefix;       /* chunk-size line + id line before its bytes */
     char *big;                /* an event larger than a slab, assembled here */
@@ -119,7 +122,7 @@ struct stream {
 /* Creates the stream for the client's current request and starts it (pool
  * or connect, then send).  <head> is the request head for the backend
  * without its final CRLF and Content-Length (the stream adds them). */
-int stream_start(struct conn *c, bool is_completion, const char *model, char *head,
+int stream_start(struct conn *c, bool is_completion, bool client_sse, const char *model, char *head,
                  uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len,
                  uint32_t max_tokens);
 

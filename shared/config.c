@@ -35,6 +35,8 @@
 enum section {
     S_SERVER = 0,
     S_HTTP,
+    S_HTTP2,
+    S_CORS,
     S_UPSTREAM,
     S_STREAM,
     S_BUFFERS,
@@ -48,7 +50,8 @@ enum section {
 };
 
 static const char *const section_names[S_COUNT] = {
-    "server", "http", "upstream", "stream", "buffers", "auth", "governor", "backend", "tenant",
+    "server",  "http", "http2",    "cors",    "upstream", "stream",
+    "buffers", "auth", "governor", "backend", "tenant",
 };
 
 static bool section_repeats(enum section s)
@@ -121,6 +124,29 @@ X(S_HTTP, "http", "keepalive_timeout", CFG_DURATION, "75s", config, keepalive_ti
   "idle time allowed between requests on one connection")                                          \
 X(S_HTTP, "http", "keepalive_requests", CFG_UINT, "1000", config, keepalive_requests, 1, 0, 0,     \
   "requests served on one connection before it is closed")                                         \
+X(S_HTTP2, "http2", "enabled", CFG_BOOL, "true", config, h2_enabled, 0, 0, 0,                    \
+  "serve HTTP/2 (h2c by prior knowledge or Upgrade); the http2_transport rollout gates it too")   \
+X(S_HTTP2, "http2", "max_concurrent_streams", CFG_UINT, "128", config, h2_max_streams, 1, 65536, 0, \
+  "streams one client connection may have open at once (1..65536)")                               \
+X(S_HTTP2, "http2", "window_size", CFG_SIZE, "256k", config, h2_window, 16 * KIB, 1 * GIB, 0,     \
+  "receive window advertised per stream and for the connection (16KiB..1GiB)")                    \
+X(S_HTTP2, "http2", "reset_burst", CFG_UINT, "200", config, h2_reset_burst, 1, 1000000, 0,       \
+  "streams a client may reset at once before the rate applies (rapid-reset defence)")             \
+X(S_HTTP2, "http2", "reset_rate", CFG_UINT, "50", config, h2_reset_rate, 1, 1000000, 0,          \
+  "resets per second a client may keep up; beyond it the connection gets GOAWAY")                 \
+X(S_HTTP2, "http2", "max_settings", CFG_UINT, "32", config, h2_max_settings, 1, 1024, 0,         \
+  "entries in one SETTINGS frame; more is a protocol error (settings flood)")                     \
+X(S_CORS, "cors", "allow_origins", CFG_TEXT, "", config, cors_origins, 0, 0, 0,                 \
+  "origins (scheme://host[:port], comma-separated) whose pages may call sluice, or *; empty = off") \
+X(S_CORS, "cors", "allow_methods", CFG_TEXT, "GET, POST, OPTIONS", config, cors_methods, 0, 0, 0, \
+  "methods a preflight may ask for")                                                               \
+X(S_CORS, "cors", "allow_headers", CFG_TEXT,                                                       \
+  "Authorization, Content-Type, X-Request-Id, X-Session-Id, Last-Event-ID", config, cors_headers, \
+  0, 0, 0, "request headers a preflight may ask for")                                              \
+X(S_CORS, "cors", "max_age", CFG_DURATION, "10m", config, cors_max_age_ms, 0, 0, 0,                \
+  "how long a browser may cache a preflight's answer")                                             \
+X(S_CORS, "cors", "allow_credentials", CFG_BOOL, "false", config, cors_credentials, 0, 0, 0,       \
+  "let pages send cookies and HTTP auth (answers name the origin, never *)")                       \
 X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
   0, "time allowed to connect to a backend")                                                       \
 X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepalive, 0, 0, 0,        \

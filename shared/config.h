@@ -99,6 +99,17 @@ struct config {
     uint32_t body_timeout_ms;      /* 30 s between body bytes */
     uint32_t keepalive_timeout_ms; /* 75 s idle between requests */
     uint32_t keepalive_requests;   /* 1000 requests per connection */
+    bool h2_enabled;               /* [http2] enabled, true */
+    uint32_t h2_max_streams;       /* 128 concurrent streams per connection */
+    uint64_t h2_window;            /* 256 KiB receive window */
+    uint32_t h2_reset_burst;       /* 200 resets at once */
+    uint32_t h2_reset_rate;        /* 50 resets per second */
+    uint32_t h2_max_settings;      /* 32 entries per SETTINGS frame */
+    char cors_origins[1024];       /* [cors] allow_origins, "" = CORS off */
+    char cors_methods[256];        /* "GET, POST, OPTIONS" */
+    char cors_headers[512];        /* "Authorization, Content-Type, ..." */
+    uint32_t cors_max_age_ms;      /* 10 minutes */
+    bool cors_credentials;         /* false */
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */

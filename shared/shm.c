@@ -233,6 +233,11 @@ void shm_slot_release(struct shm *s, unsigned idx)
     }
     fold_counter(&r->tokens_charged, &c->tokens_charged);
     fold_counter(&r->cancels_by_cmd, &c->cancels_by_cmd);
+    fold_counter(&r->h2_conns, &c->h2_conns);
+    fold_counter(&r->h2_streams, &c->h2_streams);
+    fold_counter(&r->h2_refused, &c->h2_refused);
+    fold_counter(&r->h2_resets, &c->h2_resets);
+    fold_counter(&r->h2_abuse, &c->h2_abuse);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);

@@ -48,7 +48,7 @@
  * 499 is a client that went away before its response started (nginx's use). */
 /* clang-format off */
 #define SHM_CODES(X) \
-    X(200) X(400) X(401) X(404) X(405) X(408) X(413) X(414) X(429) X(431) \
+    X(200) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(413) X(414) X(429) X(431) \
     X(499) X(500) X(501) X(502) X(503) X(504) X(505)
 /* clang-format on */
 enum shm_code {
@@ -82,6 +82,11 @@ struct shm_counters {
     _Atomic uint64_t rollout_off[FEAT_COUNT];
     _Atomic uint64_t tokens_charged; /* tokens charged to tenant budgets */
     _Atomic uint64_t cancels_by_cmd; /* streams ended by an operator's command */
+    _Atomic uint64_t h2_conns;       /* connections that spoke HTTP/2 */
+    _Atomic uint64_t h2_streams;     /* HTTP/2 requests (streams opened by clients) */
+    _Atomic uint64_t h2_refused;     /* h2 attempts refused (disabled, or outside the rollout) */
+    _Atomic uint64_t h2_resets;      /* streams the client reset before their end */
+    _Atomic uint64_t h2_abuse;       /* connections ended for abuse (GOAWAY with an error) */
     struct hist itl;
 };
 
@@ -94,6 +99,7 @@ struct shm_gauges {
     _Atomic int64_t slabs_used;
     _Atomic int64_t admitted;  /* completion streams holding an admission */
     _Atomic int64_t queue_len; /* requests waiting for admission */
+    _Atomic int64_t h2_conns;  /* HTTP/2 connections open */
 };
 
 struct shm_ttft_label {

@@ -267,7 +267,9 @@ class Conn:
                 break
         raw_body = bytearray()
         body = bytearray()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        if status in (204, 304):
+            pass  # no body, whatever the fields say (RFC 9112 6.3)
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
                 size_line = self._line()
                 raw_body += size_line + b"\r\n"

@@ -396,7 +396,8 @@ class TokenBudgetTest(SluiceTest):
     budget = {"tokens_per_minute": "60", "default_max_tokens": "20"}
     sluice_conf = {"auth": {"enabled": "true"},
                    "tenant t1": dict(budget, key_sha256=sha("sk-t1")),
-                   "tenant t2": dict(budget, key_sha256=sha("sk-t2"))}
+                   "tenant t2": dict(budget, key_sha256=sha("sk-t2")),
+                   "tenant t3": dict(budget, key_sha256=sha("sk-t3"))}
 
     def tenant(self, name):
         return next(t for t in ctl_json(self.sluice, "tenants")["tenants"] if t["name"] == name)
@@ -418,6 +419,24 @@ class TokenBudgetTest(SluiceTest):
         self.assertTrue(1 <= int(r.header("retry-after")) <= 10, r.header("retry-after"))
         m = self.sluice.metrics()
         self.assertGreaterEqual(m['sluice_rejected_total{reason="tenant_tokens"}'], 1)
+
+    def test_non_streamed_completion_is_charged_its_usage(self):
+        # stream: false -- the tokens are known only from the body's usage;
+        # they are charged (and counted) when the response ends
+        auth = {"Authorization": "Bearer sk-t3"}
+        t0 = self.tenant("t3")["tokens_available"]
+        self.assertGreaterEqual(t0, 59)
+        m0 = self.sluice.metrics().get("sluice_tokens_total", 0)
+        r = request(self.sluice, dict(auth, **{"X-Sim-Tokens": "12"}), stream=False, max_tokens=40)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 12)
+        left = self.tenant("t3")["tokens_available"]
+        self.assertTrue(t0 - 12 <= left <= t0 - 12 + 3, (t0, left))
+        wait_for(lambda: self.sluice.metrics().get("sluice_tokens_total", 0) >= m0 + 12, 5,
+                 "tokens counted")
+        # a tenant that cannot cover max_tokens is refused before the backend
+        r = request(self.sluice, dict(auth, **{"X-Sim-Tokens": "12"}), stream=False, max_tokens=60)
+        self.assertEqual(r.status, 429)
 
     def test_budget_running_out_mid_stream_ends_it_before_the_token(self):
         self.assertGreaterEqual(self.tenant("t2")["tokens_available"], 59)

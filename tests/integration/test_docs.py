@@ -35,7 +35,7 @@ class DocsTest(SluiceTest):
         served = {k.split("{")[0] for k in self.sluice.metrics()}
         served |= {re.sub(r"_(bucket|sum|count)$", "", n) for n in served}
         section = readme().split("## Metrics", 1)[1].split("\n## ", 1)[0]
-        named = set(re.findall(r"`(sluice_[a-z_]+)", section))
+        named = set(re.findall(r"`(sluice_[a-z0-9_]+)", section))
         self.assertTrue(named)
         self.assertEqual(sorted(named - served), [])
 

@@ -634,12 +634,73 @@ Test(governor, careful_near_a_limit_that_broke_the_target)
         cr_assert_gt(slow, 10, "%s: the careful region was reached", gov_algo_name(algos[a]));
         /* and for 10 s not past one below the limit that broke */
         cr_assert_leq(g.limit, 49.0 + 1e-9, "%s: %f", gov_algo_name(algos[a]), g.limit);
-        /* 30 s later the memory is gone: sqrt(L) probing again */
+        /* 40 s later growth near it is still careful ... */
         for (unsigned i = 0; i < 200; i++)
-            feed(&g, 5, 520.0, (unsigned)g.limit, 0); /* in the band: hold */
+            feed(&g, 5, 540.0, (unsigned)g.limit, 0); /* in the band: hold */
+        gov_set_limit(&g, 48);
         double before = g.limit;
+        feed(&g, 5, 150.0, (unsigned)g.limit, 20);
+        cr_assert_leq(g.limit - before, 0.2 + 1e-9, "%s: %f -> %f", gov_algo_name(algos[a]), before,
+                      g.limit);
+        /* ... until the limit has grown past 50 / 0.9 without a queue: the
+         * backend has room again, and sqrt(L) probing is back */
+        for (unsigned i = 0; i < 200 && g.limit <= 50.0 / 0.9 + 0.2; i++)
+            feed(&g, 5, 150.0, (unsigned)g.limit, 20);
+        before = g.limit;
         feed(&g, 5, 150.0, (unsigned)g.limit, 20);
         cr_assert_gt(g.limit - before, 1.0, "%s: %f -> %f", gov_algo_name(algos[a]), before,
                      g.limit);
+        /* and after GOV_LONG_MEMORY_MS a remembered limit is gone too */
+        gov_set_limit(&g, 50);
+        feed(&g, 5, 2.0 * TARGET, 50, 20);
+        gov_set_limit(&g, 48);
+        for (unsigned i = 0; i < 1600; i++)
+            feed(&g, 5, 540.0, 48, 0);
+        before = g.limit;
+        feed(&g, 5, 150.0, (unsigned)g.limit, 20);
+        cr_assert_gt(g.limit - before, 1.0, "%s: %f -> %f", gov_algo_name(algos[a]), before,
+                     g.limit);
+    }
+}
+
+/* Probes that keep finding the same limit too high are spaced out: the hold
+ * below it doubles (10, 20, 40 s ...) instead of costing a stream its TTFT
+ * every 10 s; a cliff at another limit starts again at 10 s. */
+static double hold_after_cliff(struct governor *g, unsigned at)
+{
+    gov_set_limit(g, at);
+    feed(g, 5, 2.0 * TARGET, at, 20); /* one probe's cliff, one interval */
+    gov_set_limit(g, at - 1);
+    /* fast backend, requests waiting: count the intervals held below `at` */
+    unsigned held = 0;
+    while (held < 2000) {
+        feed(g, 5, 150.0, (unsigned)g->limit, 20);
+        if (g->limit > (double)at - 1.0 + 1e-9)
+            break;
+        held++;
+    }
+    return held * 0.2; /* seconds at 200 ms */
+}
+
+Test(governor, repeated_probes_into_the_same_queue_back_off)
+{
+    for (unsigned a = 0; a < 2; a++) {
+        struct governor g;
+        gov_setup(&g, algos[a]);
+        double h1 = hold_after_cliff(&g, 49);
+        double h2 = hold_after_cliff(&g, 49);
+        double h3 = hold_after_cliff(&g, 49);
+        cr_assert(h1 >= 9.8 && h1 <= 10.4, "%s: first hold %f s", gov_algo_name(algos[a]), h1);
+        cr_assert(h2 >= 19.8 && h2 <= 20.4, "%s: second hold %f s", gov_algo_name(algos[a]), h2);
+        cr_assert(h3 >= 39.8 && h3 <= 40.4, "%s: third hold %f s", gov_algo_name(algos[a]), h3);
+        for (unsigned i = 0; i < 3; i++)
+            hold_after_cliff(&g, 49);
+        double hmax = hold_after_cliff(&g, 49);
+        cr_assert(hmax >= 79.8 && hmax <= 80.4, "%s: capped hold %f s", gov_algo_name(algos[a]),
+                  hmax);
+        /* the queue moved: a cliff 10 streams higher is a new finding */
+        double hnew = hold_after_cliff(&g, 59);
+        cr_assert(hnew >= 9.8 && hnew <= 10.4, "%s: new cliff hold %f s", gov_algo_name(algos[a]),
+                  hnew);
     }
 }
