@@ -40,6 +40,9 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->h2_refused += rd(&c->h2_refused);
     s->h2_resets += rd(&c->h2_resets);
     s->h2_abuse += rd(&c->h2_abuse);
+    s->ws_conns_total += rd(&c->ws_conns);
+    s->ws_msgs_in += rd(&c->ws_msgs_in);
+    s->ws_msgs_out += rd(&c->ws_msgs_out);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -106,6 +109,7 @@ void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap)
             snap->admitted_now += rdg(&sl->g.admitted);
             snap->queue_len += rdg(&sl->g.queue_len);
             snap->h2_conns += rdg(&sl->g.h2_conns);
+            snap->ws_conns += rdg(&sl->g.ws_conns);
             snap->ring_dropped += shm_ring_dropped(shm_ev_ring(shm, i));
         }
         snap->ring_dropped += rd(&seg->retired_ring_dropped);
@@ -224,6 +228,16 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
             "HTTP/2 streams the client reset before their end.", s->h2_resets);
     counter(b, "sluice_http2_abuse_total",
             "HTTP/2 connections ended for abuse (rapid reset, floods, bad frames).", s->h2_abuse);
+    gauge(b, "sluice_websocket_connections", "Client connections speaking WebSocket now.",
+          s->ws_conns);
+    counter(b, "sluice_websocket_connections_total", "Client connections upgraded to WebSocket.",
+            s->ws_conns_total);
+    sbuf_puts(b, "# HELP sluice_websocket_messages_total WebSocket messages: requests in, "
+                 "answers out.\n# TYPE sluice_websocket_messages_total counter\n");
+    sbuf_printf(b, "sluice_websocket_messages_total{dir=\"in\"} %llu\n",
+                (unsigned long long)s->ws_msgs_in);
+    sbuf_printf(b, "sluice_websocket_messages_total{dir=\"out\"} %llu\n",
+                (unsigned long long)s->ws_msgs_out);
     counter(b, "sluice_connections_total", "Client connections accepted.", s->accepted);
     sbuf_puts(b, "# HELP sluice_upstream_connections Backend connections, by state.\n"
                  "# TYPE sluice_upstream_connections gauge\n");

@@ -13,6 +13,7 @@
 #include "dataplane/h2_conn.h"
 #include "dataplane/route.h"
 #include "dataplane/stream.h"
+#include "dataplane/ws_conn.h"
 #include "shared/log.h"
 
 #define LINGER_MS 3000
@@ -135,12 +136,16 @@ void client_flush(struct conn *c)
     if (c->virt) {
         if (c->state == CS_CLOSED)
             client_maybe_free(c);
-        else
+        else if (c->h2s)
             h2_stream_flush(c);
+        else
+            ws_stream_flush(c);
         return;
     }
     if (c->h2 && c->state != CS_CLOSED)
         h2_produce(c); /* may close c */
+    if (c->ws && c->state != CS_CLOSED)
+        ws_produce(c); /* may close c */
     if (c->send_busy || c->state == CS_CLOSED)
         return;
     const char *ptr;
@@ -292,7 +297,7 @@ void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc)
     }
     outq_consume(&c->out, &w->slabs, (size_t)cqe->res);
     shm_add(&w->slot->c.bytes_out, (uint64_t)cqe->res);
-    if (c->h2) {
+    if (c->h2 || c->ws) {
         /* room in the outq again: more frames */
         worker_mark_dirty(w, c);
         return;
@@ -484,6 +489,9 @@ static void dispatch(struct conn *c)
     case ROUTE_PREFLIGHT:
         client_respond(c, 204, NULL, NULL, "", 0);
         return;
+    case ROUTE_WS:
+        client_respond_error(c, API_ERR_BAD_REQUEST, "expected a WebSocket upgrade");
+        return;
     case ROUTE_HEALTHZ:
         if (w->draining) {
             static const char b[] = "{\"status\":\"draining\"}";
@@ -578,6 +586,15 @@ static void want_h2c(struct conn *c, const struct h1_request *req)
     }
 }
 
+/* A WebSocket upgrade from a page: its Origin must be allowed when CORS is
+ * configured (browsers do not preflight WebSocket, so this is the check). */
+static bool ws_origin_refused(const struct conn *c, const struct h1_request *req)
+{
+    const struct config *cfg = c->w->cfg;
+    const struct h1_header *o = h1_header_find(req->headers, req->n_headers, "origin");
+    return o && cors_enabled(cfg) && !cors_origin_allowed(cfg, o->value, o->value_len);
+}
+
 /* CORS: a request from an allowed Origin gets the header lines for its
  * answer in c->cors.  Returns true for a preflight (OPTIONS with
  * Access-Control-Request-Method), which is answered here: 204 when origin,
@@ -660,6 +677,26 @@ static void on_head(struct conn *c, const struct h1_request *req)
 
     bool has_body = (req->flags & H1_F_CHUNKED) ||
                     ((req->flags & H1_F_CONTENT_LENGTH) && req->content_length > 0);
+    if (c->route == ROUTE_WS && c->pending_err < 0) {
+        const char *why = NULL;
+        int err = -1; /* none */
+        if (c->virt) {
+            err = API_ERR_BAD_REQUEST;
+            why = "WebSocket needs HTTP/1.1";
+        } else if (ws_handshake_check(req, &why) < 0) {
+            err = API_ERR_BAD_REQUEST;
+        } else if (has_body) {
+            err = API_ERR_BAD_REQUEST;
+            why = "a WebSocket upgrade has no body";
+        } else if (ws_origin_refused(c, req)) {
+            err = API_ERR_FORBIDDEN;
+            why = "origin not allowed";
+        } else if (ws_start(c, req) == 0) {
+            return;
+        }
+        set_pending_err(c, err >= 0 ? err : API_ERR_INTERNAL, why ? why : "", "", 0);
+        c->close_after = true;
+    }
     c->body_chunked = req->flags & H1_F_CHUNKED;
     c->body_left = c->body_chunked ? 0 : req->content_length;
     c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ ||
@@ -830,26 +867,33 @@ static void pause_input(struct conn *c)
     io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
 }
 
-/* Bytes read as HTTP/1.1 before the connection switched to HTTP/2 (after
- * an upgrade) belong to the session. */
+/* Bytes read as HTTP/1.1 before the connection switched to HTTP/2 or
+ * WebSocket (after an upgrade) belong to the session. */
 static void hand_over_input(struct conn *c)
 {
-    if (!c->h2 || !c->in_len)
+    if ((!c->h2 && !c->ws) || !c->in_len)
         return;
     char *in = c->in;
     uint32_t len = c->in_len;
     c->in = NULL;
     c->in_len = c->in_cap = 0;
-    h2_on_data(c, in, len);
+    if (c->h2)
+        h2_on_data(c, in, len);
+    else
+        ws_on_data(c, in, len);
     free(in);
 }
 
 static void on_data(struct conn *c, const char *p, size_t n)
 {
     struct worker *w = c->w;
-    if (c->h2) {
-        if (c->state == CS_BUSY)
-            h2_on_data(c, p, n);
+    if (c->h2 || c->ws) {
+        if (c->state == CS_BUSY) {
+            if (c->h2)
+                h2_on_data(c, p, n);
+            else
+                ws_on_data(c, p, n);
+        }
         return;
     }
     switch (c->state) {
@@ -955,6 +999,10 @@ void client_on_timer(struct conn *c)
         h2_on_timer(c);
         return;
     }
+    if (c->ws && c->state == CS_BUSY) {
+        ws_on_timer(c);
+        return;
+    }
     switch (c->state) {
     case CS_HEAD:
         if (c->in_len) {
@@ -990,11 +1038,16 @@ static void close_conn(struct conn *c, bool rst)
     }
     if (c->h2)
         h2_close(c);
+    if (c->ws)
+        ws_close(c);
     c->state = CS_CLOSED;
     tw_cancel(&w->tw, &c->timer);
     if (c->virt) {
         /* Freed from the end of the turn: the caller may still hold it. */
-        h2_stream_detach(c, rst);
+        if (c->wsp || c->wss)
+            ws_stream_detach(c);
+        else
+            h2_stream_detach(c, rst);
         worker_mark_dirty(w, c);
         return;
     }
@@ -1119,6 +1172,10 @@ void client_drain(struct worker *w)
             h2_drain(c);
             continue;
         }
+        if (c->ws) {
+            ws_drain(c);
+            continue;
+        }
         /* Idle between requests: close.  A connection that has not sent its
          * first request yet may be in flight from a client that just
          * connected: it gets header_timeout to send it, and its answer. */
@@ -1162,8 +1219,9 @@ void client_virtual_close(struct conn *vc, bool done)
     close_conn(vc, false);
 }
 
-void client_h2_finished(struct conn *c)
+void client_proto_finished(struct conn *c)
 {
     h2_close(c);
+    ws_close(c);
     begin_linger(c);
 }

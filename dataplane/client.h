@@ -43,11 +43,14 @@ enum route {
     ROUTE_MODELS,
     ROUTE_HEALTHZ,
     ROUTE_PREFLIGHT, /* a CORS preflight, answered here */
+    ROUTE_WS,        /* GET /v1/stream, a WebSocket upgrade */
 };
 
 struct stream;
 struct h2_sess;
 struct h2_stream;
+struct ws_sess;
+struct ws_stream;
 
 struct conn {
     struct tw_entry timer;
@@ -77,6 +80,9 @@ struct conn {
     uint16_t inflight;
     struct h2_sess *h2;    /* this socket speaks HTTP/2 (h2_conn.c) */
     struct h2_stream *h2s; /* virt: the stream it serves */
+    struct ws_sess *ws;    /* this socket speaks WebSocket (ws_conn.c) */
+    struct ws_sess *wsp;   /* virt: the WebSocket it answers */
+    struct ws_stream *wss; /* virt: how far its answer went */
     char *h2_settings;     /* HTTP2-Settings of an `Upgrade: h2c` request */
     char *cors;            /* CORS header lines for this request's answer (allowed Origin) */
 
@@ -148,8 +154,9 @@ void client_feed(struct conn *vc, const char *p, size_t n);
  * went away): the request ends as if its client had gone, unless <done>
  * (every response byte was sent); vc is freed at the end of the turn. */
 void client_virtual_close(struct conn *vc, bool done);
-/* The session of an HTTP/2 connection is over: close it gracefully. */
-void client_h2_finished(struct conn *c);
+/* The HTTP/2 or WebSocket session of a connection is over: close it
+ * gracefully. */
+void client_proto_finished(struct conn *c);
 /* (Re)arms the connection's timer <ms> from now. */
 void client_set_timer(struct conn *c, uint32_t ms);
 

@@ -637,7 +637,7 @@ void h2_produce(struct conn *c)
     }
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng) &&
         !outq_pending(&c->out))
-        client_h2_finished(c);
+        client_proto_finished(c);
 }
 
 void h2_on_timer(struct conn *c)

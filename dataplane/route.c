@@ -22,6 +22,7 @@ static const struct route_def routes[] = {
     {"/v1/completions", "POST", ROUTE_COMPLETIONS},
     {"/v1/models", "GET", ROUTE_MODELS},
     {"/healthz", "GET", ROUTE_HEALTHZ},
+    {"/v1/stream", "GET", ROUTE_WS},
 };
 
 static bool eq(const char *a, size_t alen, const char *b)

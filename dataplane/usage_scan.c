@@ -25,34 +25,52 @@ static void restart(struct usage_scan *u, char c)
     u->matched = (c == '"' && !u->escaped) ? 1 : 0;
 }
 
+/* One byte of the key (state US_KEY). */
+static void key_step(struct usage_scan *u, char c)
+{
+    if (u->matched == 0 || u->matched == KEY_LEN - 1) {
+        /* an opening or closing quote: it must not be escaped */
+        if (c == '"' && !u->escaped)
+            u->matched++;
+        else
+            u->matched = 0;
+    } else if (c == KEY[u->matched]) {
+        u->matched++;
+    } else {
+        restart(u, c);
+    }
+    if (u->matched == KEY_LEN) {
+        u->state = US_COLON;
+        u->matched = 0;
+        u->just_closed = true;
+    }
+}
+
 void usage_scan_feed(struct usage_scan *u, const char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         char c = p[i];
         switch (u->state) {
         case US_KEY:
-            if (u->matched == 0 || u->matched == KEY_LEN - 1) {
-                /* an opening or closing quote: it must not be escaped */
-                if (c == '"' && !u->escaped)
-                    u->matched++;
-                else
-                    u->matched = 0;
-            } else if (c == KEY[u->matched]) {
-                u->matched++;
+            key_step(u, c);
+            break;
+        case US_COLON: {
+            bool jc = u->just_closed;
+            u->just_closed = false;
+            if (c == ':') {
+                u->state = US_VALUE;
+            } else if (is_ws(c)) {
+                /* stays */
+            } else if (jc) {
+                /* the key's closing quote may open the next key */
+                u->state = US_KEY;
+                u->matched = 1;
+                key_step(u, c);
             } else {
                 restart(u, c);
             }
-            if (u->matched == KEY_LEN) {
-                u->state = US_COLON;
-                u->matched = 0;
-            }
             break;
-        case US_COLON:
-            if (c == ':')
-                u->state = US_VALUE;
-            else if (!is_ws(c))
-                restart(u, c);
-            break;
+        }
         case US_VALUE:
             if (c >= '0' && c <= '9') {
                 u->cur = (uint32_t)(c - '0');

@@ -23,6 +23,7 @@ struct usage_scan {
     uint8_t matched;            /* bytes of the key matched so far */
     uint8_t state;              /* private */
     bool escaped;               /* the previous byte was an unescaped backslash */
+    bool just_closed;           /* the previous byte closed the key */
     bool found;                 /* a complete `"completion_tokens": N` was seen */
     uint32_t cur;               /* the number being read */
     uint32_t completion_tokens; /* the last one found */

@@ -37,6 +37,7 @@ enum section {
     S_HTTP,
     S_HTTP2,
     S_CORS,
+    S_WEBSOCKET,
     S_UPSTREAM,
     S_STREAM,
     S_BUFFERS,
@@ -50,8 +51,8 @@ enum section {
 };
 
 static const char *const section_names[S_COUNT] = {
-    "server",  "http", "http2",    "cors",    "upstream", "stream",
-    "buffers", "auth", "governor", "backend", "tenant",
+    "server", "http",    "http2", "cors",     "websocket", "upstream",
+    "stream", "buffers", "auth",  "governor", "backend",   "tenant",
 };
 
 static bool section_repeats(enum section s)
@@ -147,6 +148,12 @@ X(S_CORS, "cors", "max_age", CFG_DURATION, "10m", config, cors_max_age_ms, 0, 0,
   "how long a browser may cache a preflight's answer")                                             \
 X(S_CORS, "cors", "allow_credentials", CFG_BOOL, "false", config, cors_credentials, 0, 0, 0,       \
   "let pages send cookies and HTTP auth (answers name the origin, never *)")                       \
+X(S_WEBSOCKET, "websocket", "ping_interval", CFG_DURATION, "30s", config, ws_ping_interval_ms, \
+  1, 0, 0, "a ping goes out after this long without a byte from the client")                      \
+X(S_WEBSOCKET, "websocket", "pong_timeout", CFG_DURATION, "10s", config, ws_pong_timeout_ms, 1, \
+  0, 0, "no answer to a ping within this closes the connection (1011)")                           \
+X(S_WEBSOCKET, "websocket", "max_message", CFG_SIZE, "1m", config, ws_max_message, 16, 0, 0,    \
+  "largest message a client may send; larger closes with 1009")                                  \
 X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
   0, "time allowed to connect to a backend")                                                       \
 X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepalive, 0, 0, 0,        \

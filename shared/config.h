@@ -110,6 +110,9 @@ struct config {
     char cors_headers[512];        /* "Authorization, Content-Type, ..." */
     uint32_t cors_max_age_ms;      /* 10 minutes */
     bool cors_credentials;         /* false */
+    uint32_t ws_ping_interval_ms;  /* [websocket] ping_interval, 30 s */
+    uint32_t ws_pong_timeout_ms;   /* 10 s */
+    uint64_t ws_max_message;       /* 1 MiB */
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */

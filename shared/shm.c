@@ -238,6 +238,9 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->h2_refused, &c->h2_refused);
     fold_counter(&r->h2_resets, &c->h2_resets);
     fold_counter(&r->h2_abuse, &c->h2_abuse);
+    fold_counter(&r->ws_conns, &c->ws_conns);
+    fold_counter(&r->ws_msgs_in, &c->ws_msgs_in);
+    fold_counter(&r->ws_msgs_out, &c->ws_msgs_out);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);

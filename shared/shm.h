@@ -87,6 +87,9 @@ struct shm_counters {
     _Atomic uint64_t h2_refused;     /* h2 attempts refused (disabled, or outside the rollout) */
     _Atomic uint64_t h2_resets;      /* streams the client reset before their end */
     _Atomic uint64_t h2_abuse;       /* connections ended for abuse (GOAWAY with an error) */
+    _Atomic uint64_t ws_conns;       /* connections upgraded to WebSocket */
+    _Atomic uint64_t ws_msgs_in;     /* requests received as WebSocket messages */
+    _Atomic uint64_t ws_msgs_out;    /* messages sent to WebSocket clients */
     struct hist itl;
 };
 
@@ -100,6 +103,7 @@ struct shm_gauges {
     _Atomic int64_t admitted;  /* completion streams holding an admission */
     _Atomic int64_t queue_len; /* requests waiting for admission */
     _Atomic int64_t h2_conns;  /* HTTP/2 connections open */
+    _Atomic int64_t ws_conns;  /* WebSocket connections open */
 };
 
 struct shm_ttft_label {
