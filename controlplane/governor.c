@@ -187,13 +187,6 @@ static unsigned memory_intervals(const struct gov_params *p, double ms)
     return (unsigned)(ms / (p->sample_interval_ms ? p->sample_interval_ms : 1)) + 1;
 }
 
-/* How long after a limit broke the target a probe that breaks it again
- * counts as a repeat: the hold below it and 20 s of careful growth. */
-static double bad_memory_ms(const struct governor *g)
-{
-    return g->plateau_ms + (GOV_MEMORY_MS - GOV_PLATEAU_MS);
-}
-
 unsigned gov_update(struct governor *g, const struct gov_sample *s)
 {
     const struct gov_params *p = &g->p;
@@ -234,7 +227,7 @@ unsigned gov_update(struct governor *g, const struct gov_sample *s)
          * so the limit has crept a little past it): back off. */
         if (g->bad_age > memory_intervals(p, GOV_EPISODE_MS)) {
             bool again = g->bad_limit > 0.0 && bad * GOV_CAREFUL_FRAC <= g->bad_limit &&
-                         g->bad_age < memory_intervals(p, bad_memory_ms(g));
+                         g->bad_age < memory_intervals(p, GOV_LONG_MEMORY_MS);
             g->plateau_ms = !again                                     ? GOV_PLATEAU_MS
                             : g->plateau_ms * 2.0 < GOV_PLATEAU_MAX_MS ? g->plateau_ms * 2.0
                                                                        : GOV_PLATEAU_MAX_MS;

@@ -82,7 +82,7 @@
  *     the backend's queue is probed every 10 s, not every few seconds.
  *     A probe that finds the backend's queue again, at a limit within the
  *     careful region of the one remembered (at most 1/GOV_CAREFUL_FRAC of
- *     it), within the hold plus 20 s of the last, doubles that hold, up to
+ *     it), while it is remembered, doubles that hold, up to
  *     GOV_PLATEAU_MAX_MS: a
  *     backend whose capacity has not moved is probed ever more rarely,
  *     since each probe costs the probing stream a whole queue wait.  A
@@ -119,7 +119,6 @@
 #define GOV_IDLE_TAU_MS    1000.0   /* app-limited decay time constant */
 #define GOV_PID_DMAX       0.5      /* bound on the filtered derivative (normalised) */
 #define GOV_PID_UMAX       50.0     /* |u| bound: exp(50) covers any unsigned range */
-#define GOV_MEMORY_MS      30000.0  /* a probe within this of the last counts as a repeat */
 #define GOV_LONG_MEMORY_MS 300000.0 /* how long growth stays careful near that limit */
 #define GOV_CAREFUL_FRAC   0.9      /* near it means from this fraction of it up */
 #define GOV_CAREFUL_STEP   1.0      /* streams per second of growth near it */

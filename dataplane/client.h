@@ -157,6 +157,9 @@ void client_virtual_close(struct conn *vc, bool done);
 /* The HTTP/2 or WebSocket session of a connection is over: close it
  * gracefully. */
 void client_proto_finished(struct conn *c);
+/* Ends the current request's state (its stream, body, buffers), ready for
+ * the next one. */
+void client_reset_request(struct conn *c);
 /* (Re)arms the connection's timer <ms> from now. */
 void client_set_timer(struct conn *c, uint32_t ms);
 

@@ -10,6 +10,7 @@
 
 #include "dataplane/api_error.h"
 #include "dataplane/client.h"
+#include "dataplane/request.h"
 #include "dataplane/stream.h"
 #include "shared/list.h"
 #include "shared/log.h"
@@ -178,25 +179,6 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 
 /* ---- requests in ------------------------------------------------------- */
 
-static int buf_add(char **b, uint32_t *len, uint32_t *cap, const void *p, size_t n, size_t max)
-{
-    if ((size_t)*len + n > max)
-        return -E2BIG;
-    if (*len + n > *cap) {
-        size_t nc = *cap ? *cap : 256;
-        while (nc < *len + n)
-            nc *= 2;
-        char *nb = realloc(*b, nc);
-        if (!nb)
-            return -ENOMEM;
-        *b = nb;
-        *cap = (uint32_t)nc;
-    }
-    memcpy(*b + *len, p, n);
-    *len += (uint32_t)n;
-    return 0;
-}
-
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     struct h2_sess *s = ud;
@@ -270,13 +252,17 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
         hs->head_bad = true;
         return 0;
     }
-    int rc = buf_add(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, name, namelen, cfg->max_header_bytes);
-    rc = rc ? rc : buf_add(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, ": ", 2, cfg->max_header_bytes);
+    int rc = request_buf_append(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, (const char *)name,
+                                namelen, cfg->max_header_bytes);
     rc = rc ? rc
-            : buf_add(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, value, valuelen,
-                      cfg->max_header_bytes);
+            : request_buf_append(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, ": ", 2,
+                                 cfg->max_header_bytes);
     rc = rc ? rc
-            : buf_add(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, "\r\n", 2, cfg->max_header_bytes);
+            : request_buf_append(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, (const char *)value,
+                                 valuelen, cfg->max_header_bytes);
+    rc = rc ? rc
+            : request_buf_append(&hs->hdrs, &hs->hdrs_len, &hs->hdrs_cap, "\r\n", 2,
+                                 cfg->max_header_bytes);
     if (rc == -ENOMEM)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (rc)

@@ -16,6 +16,7 @@
 #include "dataplane/client.h"
 #include "dataplane/h1_parser.h"
 #include "dataplane/stream.h"
+#include "dataplane/ws_handshake.h"
 #include "shared/log.h"
 
 /* Messages are framed while the socket's outq holds less than this; the
@@ -43,30 +44,6 @@ struct ws_stream {
     bool sse;
     uint16_t status;
 };
-
-int ws_handshake_check(const struct h1_request *req, const char **why)
-{
-    const struct h1_header *h = req->headers;
-    uint32_t n = req->n_headers;
-    const struct h1_header *up = h1_header_find(h, n, "upgrade");
-    const struct h1_header *key = h1_header_find(h, n, "sec-websocket-key");
-    const struct h1_header *ver = h1_header_find(h, n, "sec-websocket-version");
-    if (!up || !h1_list_has_token(up->value, up->value_len, "websocket") ||
-        !h1_connection_names(h, n, "upgrade", 7)) {
-        *why = "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)";
-        return -1;
-    }
-    if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
-        *why = "Sec-WebSocket-Version must be 13";
-        return -1;
-    }
-    /* 16 random bytes, base64: 24 characters ending in "==" */
-    if (!key || key->value_len != 24 || memcmp(key->value + 22, "==", 2) != 0) {
-        *why = "Sec-WebSocket-Key must be 16 bytes in base64";
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- frames out ---------------------------------------------------------- */
 
@@ -496,7 +473,9 @@ void ws_stream_flush(struct conn *vc)
             }
             size_t evlen = (size_t)(e - buf);
             bool is_err;
-            char *data = malloc(evlen);
+            /* a token's event fits the stack: no allocation per token */
+            char dstack[8192];
+            char *data = evlen <= sizeof dstack ? dstack : malloc(evlen);
             size_t dl = data ? event_data(buf, evlen, data, evlen, &is_err) : 0;
             if (data && dl == 6 && memcmp(data, "[DONE]", 6) == 0)
                 send_text(s, "{\"type\":\"done\"}", 15);
@@ -504,7 +483,8 @@ void ws_stream_flush(struct conn *vc)
                 send_http_error(s, 0, data, dl);
             else if (data && dl)
                 send_text(s, data, dl);
-            free(data);
+            if (data != dstack)
+                free(data);
             outq_consume(&vc->out, pool, evlen);
         }
         if (buf != stackbuf)

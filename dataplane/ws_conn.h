@@ -32,9 +32,6 @@
 struct conn;
 struct h1_request;
 
-/* Checks the upgrade request; 0, or -1 (a 400) with a message in *why. */
-int ws_handshake_check(const struct h1_request *req, const char **why);
-
 /* Answers 101 and turns <c> into a WebSocket connection.  0 or -ENOMEM. */
 int ws_start(struct conn *c, const struct h1_request *req);
 

@@ -608,7 +608,8 @@ Test(governor, algo_names_round_trip)
 
 /* A limit that overshot into the backend's queue (p90 far past target) is
  * remembered: coming back up, growth near it is one stream a second, not
- * sqrt(L) an interval; far below it, and after GOV_MEMORY_MS, full speed. */
+ * sqrt(L) an interval; far below it, past it by 1/0.9, and after GOV_LONG_MEMORY_MS, full
+ * speed. */
 Test(governor, careful_near_a_limit_that_broke_the_target)
 {
     for (unsigned a = 0; a < 2; a++) {
