@@ -80,14 +80,21 @@ static void load_rollout(struct cp *cp)
     struct shm_tables *tb = &cp->shm->seg->tables;
     if (atomic_load_explicit(&tb->rollout_loaded, memory_order_acquire))
         return; /* a restarted control plane: the tables are the truth */
-    unsigned pct[FEAT_COUNT] = {0};
+    /* No state yet: the config's [rollout] percentages. */
+    _Static_assert(FEAT_COUNT ==
+                       sizeof cp->cfg->rollout_initial / sizeof cp->cfg->rollout_initial[0],
+                   "one [rollout] key per feature");
+    unsigned pct[FEAT_COUNT];
+    for (unsigned i = 0; i < FEAT_COUNT; i++)
+        pct[i] = cp->cfg->rollout_initial[i];
     char why[256] = "";
     int ret = rstate_load(cp->cfg->state_dir, pct, why, sizeof why);
-    if (ret == 0) {
+    if (ret == 0 || ret == -ENOENT) {
         for (unsigned i = 0; i < FEAT_COUNT; i++)
             atomic_store_explicit(&tb->rollout[i], pct[i], memory_order_relaxed);
-        log_info("rollout state loaded from %s/rollout.json", cp->cfg->state_dir);
-    } else if (ret != -ENOENT) {
+        if (ret == 0)
+            log_info("rollout state loaded from %s/rollout.json", cp->cfg->state_dir);
+    } else {
         /* Safe mode: every feature off until the operator says otherwise. */
         snprintf(cp->state_error, sizeof cp->state_error, "%s",
                  ret == -EINVAL ? why : strerror(-ret));

@@ -38,6 +38,7 @@ enum section {
     S_HTTP2,
     S_CORS,
     S_WEBSOCKET,
+    S_ROLLOUT,
     S_UPSTREAM,
     S_STREAM,
     S_BUFFERS,
@@ -51,7 +52,7 @@ enum section {
 };
 
 static const char *const section_names[S_COUNT] = {
-    "server", "http",    "http2", "cors",     "websocket", "upstream",
+    "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
     "stream", "buffers", "auth",  "governor", "backend",   "tenant",
 };
 
@@ -154,6 +155,16 @@ X(S_WEBSOCKET, "websocket", "pong_timeout", CFG_DURATION, "10s", config, ws_pong
   0, 0, "no answer to a ping within this closes the connection (1011)")                           \
 X(S_WEBSOCKET, "websocket", "max_message", CFG_SIZE, "1m", config, ws_max_message, 16, 0, 0,    \
   "largest message a client may send; larger closes with 1009")                                  \
+X(S_ROLLOUT, "rollout", "adaptive_governor", CFG_UINT, "0", config, rollout_initial[0], 0, 100, 0, \
+  "percent in the feature while no state file says otherwise (sluicectl rollout set)")            \
+X(S_ROLLOUT, "rollout", "http2_transport", CFG_UINT, "100", config, rollout_initial[1], 0, 100, 0, \
+  "percent of clients that may speak h2c, likewise (0 = HTTP/1.1 only)")                         \
+X(S_ROLLOUT, "rollout", "ttft_pipeline", CFG_UINT, "0", config, rollout_initial[2], 0, 100, 0,    \
+  "percent in the feature, likewise")                                                              \
+X(S_ROLLOUT, "rollout", "qos_monitoring", CFG_UINT, "0", config, rollout_initial[3], 0, 100, 0,   \
+  "percent in the feature, likewise")                                                              \
+X(S_ROLLOUT, "rollout", "stream_resume", CFG_UINT, "0", config, rollout_initial[4], 0, 100, 0,    \
+  "percent in the feature, likewise")                                                              \
 X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
   0, "time allowed to connect to a backend")                                                       \
 X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepalive, 0, 0, 0,        \

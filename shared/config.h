@@ -113,6 +113,9 @@ struct config {
     uint32_t ws_ping_interval_ms;  /* [websocket] ping_interval, 30 s */
     uint32_t ws_pong_timeout_ms;   /* 10 s */
     uint64_t ws_max_message;       /* 1 MiB */
+    /* [rollout]: each feature's percentage until the control plane's state
+     * file holds one (FEAT_* order; http2_transport 100, the rest 0) */
+    uint32_t rollout_initial[5];
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */

@@ -77,6 +77,7 @@ class RolloutTest(SluiceTest):
         ctl(self.sluice, "rollback")
 
     def test_cli_errors_and_exit_codes(self):
+        before = ctl_json(self.sluice, "rollout", "show")["features"]
         rc, _, err = ctl(self.sluice, "rollout", "set", "warp_drive", "10")
         self.assertEqual(rc, 1)
         self.assertIn("unknown feature 'warp_drive'", err)
@@ -94,7 +95,7 @@ class RolloutTest(SluiceTest):
         self.assertIn("cannot reach the control plane", err)
         # nothing changed
         feats = ctl_json(self.sluice, "rollout", "show")["features"]
-        self.assertEqual(feats, {f: 0 for f in FEATURES})
+        self.assertEqual(feats, before)
 
     def test_share_follows_the_percentage_and_users_do_not_flicker(self):
         self.assertEqual(ctl(self.sluice, "rollout", "set", "adaptive_governor", "30")[0], 0)
@@ -386,6 +387,25 @@ class TenantLimitTest(SluiceTest):
 def sha(key):
     import hashlib
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class RolloutDefaultsTest(SluiceTest):
+    """[rollout] in the config sets each feature's percentage until a state
+    file exists; `rollout set` writes one, and it wins over the config."""
+    workers = 1
+    sim_args = ("--ttft-ms", "1", "--itl-ms", "1", "--tokens", "1")
+    sluice_conf = {"rollout": {"adaptive_governor": "40", "http2_transport": "0"}}
+
+    def test_config_defaults_then_state_file(self):
+        feats = ctl_json(self.sluice, "rollout", "show")["features"]
+        self.assertEqual(feats, dict({f: 0 for f in FEATURES}, adaptive_governor=40))
+        m = self.sluice.metrics()
+        self.assertEqual(m['sluice_rollout_percent{feature="adaptive_governor"}'], 40)
+        self.assertEqual(ctl(self.sluice, "rollout", "set", "ttft_pipeline", "5")[0], 0)
+        with open(os.path.join(self.sluice.state_dir, "rollout.json")) as f:
+            state = json.load(f)
+        self.assertEqual(state["features"],
+                         dict({f: 0 for f in FEATURES}, adaptive_governor=40, ttft_pipeline=5))
 
 
 class TokenBudgetTest(SluiceTest):

@@ -400,6 +400,19 @@ class Http2Test(SluiceTest):
         self.assertEqual(rc, 0, err)
 
 
+class Http2DefaultTest(SluiceTest):
+    """Out of the box ([rollout] http2_transport = 100, no state file): h2c
+    is served without any sluicectl command."""
+    workers = 1
+    sim_args = ("--ttft-ms", "1", "--itl-ms", "1", "--tokens", "2")
+
+    def test_h2c_on_by_default(self):
+        url = "http://127.0.0.1:%d%s" % (self.sluice.port, CHAT)
+        rc, out, err = curl("--http2-prior-knowledge", "-D", "-", "-d", chat_body(), url)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith(b"HTTP/2 200"), out[:100])
+
+
 class Http2RolloutTest(SluiceTest):
     """http2_transport at 0 %: the h2c preface gets GOAWAY(HTTP_1_1_REQUIRED),
     an Upgrade is ignored (HTTP/1.1 answers); at 100 % both work."""
