@@ -43,6 +43,9 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->ws_conns_total += rd(&c->ws_conns);
     s->ws_msgs_in += rd(&c->ws_msgs_in);
     s->ws_msgs_out += rd(&c->ws_msgs_out);
+    s->tls_handshakes += rd(&c->tls_handshakes);
+    s->tls_failures += rd(&c->tls_failures);
+    s->tls_resumed += rd(&c->tls_resumed);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -238,6 +241,11 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
                 (unsigned long long)s->ws_msgs_in);
     sbuf_printf(b, "sluice_websocket_messages_total{dir=\"out\"} %llu\n",
                 (unsigned long long)s->ws_msgs_out);
+    counter(b, "sluice_tls_handshakes_total", "TLS handshakes completed.", s->tls_handshakes);
+    counter(b, "sluice_tls_resumed_total", "TLS handshakes that resumed a session from a ticket.",
+            s->tls_resumed);
+    counter(b, "sluice_tls_failures_total", "TLS handshakes or records that failed.",
+            s->tls_failures);
     counter(b, "sluice_connections_total", "Client connections accepted.", s->accepted);
     sbuf_puts(b, "# HELP sluice_upstream_connections Backend connections, by state.\n"
                  "# TYPE sluice_upstream_connections gauge\n");

@@ -57,6 +57,7 @@ struct metrics_snapshot {
     uint64_t h2_conns_total, h2_streams, h2_refused, h2_resets, h2_abuse;
     int64_t h2_conns;
     uint64_t ws_conns_total, ws_msgs_in, ws_msgs_out;
+    uint64_t tls_handshakes, tls_failures, tls_resumed;
     int64_t ws_conns;
     int64_t admitted_now;
     int64_t queue_len;

@@ -14,6 +14,7 @@
 #include "dataplane/request.h"
 #include "dataplane/route.h"
 #include "dataplane/stream.h"
+#include "dataplane/tls.h"
 #include "dataplane/ws_conn.h"
 #include "shared/log.h"
 
@@ -72,6 +73,15 @@ static void set_timer(struct conn *c, uint32_t ms)
     tw_set(&c->w->tw, &c->timer, c->deadline_ms);
 }
 
+unsigned client_conn_bucket(const struct conn *c)
+{
+    char key[48];
+    uint64_t n = atomic_load_explicit(&c->w->slot->c.accepted, memory_order_relaxed);
+    int len = snprintf(key, sizeof key, "conn:%u:%llu:%p", c->w->id, (unsigned long long)n,
+                       (const void *)c);
+    return rollout_bucket(FEAT_HTTP2_TRANSPORT, key, len > 0 ? (size_t)len : 0);
+}
+
 void client_set_timer(struct conn *c, uint32_t ms)
 {
     set_timer(c, ms);
@@ -90,7 +100,7 @@ static void arm_recv(struct conn *c)
     c->recv_armed = true;
 }
 
-void client_accept(struct worker *w, int fd, bool fixed)
+void client_accept(struct worker *w, int fd, bool fixed, bool tls)
 {
     struct conn *c = NULL;
     if (w->nconns < w->cfg->max_connections)
@@ -117,6 +127,10 @@ void client_accept(struct worker *w, int fd, bool fixed)
     w->nconns++;
     shm_gauge_add(&w->slot->g.connections, 1);
     shm_add(&w->slot->c.accepted, 1);
+    if (tls && tls_conn_start(c, w->tls_ctx, h2_allowed(w, client_conn_bucket(c))) < 0) {
+        close_now(c);
+        return;
+    }
     arm_recv(c);
     set_timer(c, w->cfg->header_timeout_ms);
     c->head_timing = true;
@@ -129,6 +143,12 @@ void client_rearm(struct conn *c)
 }
 
 /* ---- sending ---------------------------------------------------------- */
+
+/* Every byte of the response is on the wire (with TLS: encrypted, too). */
+static bool all_sent(struct conn *c)
+{
+    return !outq_pending(&c->out) && (!c->tls || !outq_pending(tls_outq(c)));
+}
 
 void client_flush(struct conn *c)
 {
@@ -146,13 +166,23 @@ void client_flush(struct conn *c)
         h2_produce(c); /* may close c */
     if (c->ws && c->state != CS_CLOSED)
         ws_produce(c); /* may close c */
+    if (c->tls && c->state != CS_CLOSED) {
+        ssize_t taken = tls_encrypt(c);
+        if (taken < 0) {
+            close_now(c);
+            return;
+        }
+        if (taken && c->st)
+            stream_on_client_sent(c->st); /* its bytes left c->out */
+    }
     if (c->send_busy || c->state == CS_CLOSED)
         return;
     const char *ptr;
     uint32_t slab;
-    size_t len = outq_span(&c->out, &w->slabs, &ptr, &slab);
+    struct outq *q = c->tls ? tls_outq(c) : &c->out;
+    size_t len = outq_span(q, &w->slabs, &ptr, &slab);
     if (!len) {
-        if (c->resp_done && c->state == CS_BUSY && !outq_pending(&c->out))
+        if (c->resp_done && c->state == CS_BUSY && all_sent(c))
             finish_request(c);
         return;
     }
@@ -295,7 +325,7 @@ void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc)
         close_now(c);
         return;
     }
-    outq_consume(&c->out, &w->slabs, (size_t)cqe->res);
+    outq_consume(c->tls ? tls_outq(c) : &c->out, &w->slabs, (size_t)cqe->res);
     shm_add(&w->slot->c.bytes_out, (uint64_t)cqe->res);
     if (c->h2 || c->ws) {
         /* room in the outq again: more frames */
@@ -306,9 +336,9 @@ void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc)
         stream_on_client_sent(c->st);
     if (c->state == CS_CLOSED)
         return;
-    if (outq_committed(&c->out)) {
+    if (outq_committed(&c->out) || (c->tls && outq_committed(tls_outq(c)))) {
         worker_mark_dirty(w, c);
-    } else if (c->resp_done && c->state == CS_BUSY && !outq_pending(&c->out)) {
+    } else if (c->resp_done && c->state == CS_BUSY && all_sent(c)) {
         finish_request(c);
     }
 }
@@ -397,7 +427,37 @@ static void hand_over_input(struct conn *c)
     free(in);
 }
 
+static void on_plain(struct conn *c, const char *p, size_t n);
+
+/* Received bytes: with TLS, decrypted first (and the handshake driven);
+ * ALPN h2 makes the connection HTTP/2 before its first plaintext. */
 static void on_data(struct conn *c, const char *p, size_t n)
+{
+    if (!c->tls) {
+        on_plain(c, p, n);
+        return;
+    }
+    tls_feed(c, p, n);
+    char buf[16384];
+    for (;;) {
+        bool h2 = false;
+        ssize_t k = tls_read(c, buf, sizeof buf, &h2);
+        if (h2 && !c->h2 && c->state == CS_HEAD && c->nreq == 0 && h2_start(c, false) < 0)
+            k = -ENOMEM;
+        if (k < 0) {
+            close_now(c);
+            return;
+        }
+        if (k == 0)
+            break;
+        on_plain(c, buf, (size_t)k);
+        if (c->state == CS_CLOSED || c->state == CS_LINGER)
+            return;
+    }
+    worker_mark_dirty(c->w, c); /* handshake records, or nothing */
+}
+
+static void on_plain(struct conn *c, const char *p, size_t n)
 {
     struct worker *w = c->w;
     if (c->h2 || c->ws) {
@@ -654,6 +714,7 @@ void client_maybe_free(struct conn *c)
         h2_stream_free(c);
     else
         w->nconns--;
+    tls_conn_free(c);
     list_del(&c->node);
     if (c->dirty) {
         /* still on the dirty list: unlink it */

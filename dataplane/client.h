@@ -50,6 +50,7 @@ struct stream;
 struct h2_sess;
 struct h2_stream;
 struct ws_sess;
+struct tls_conn;
 struct ws_stream;
 
 struct conn {
@@ -85,6 +86,7 @@ struct conn {
     struct ws_stream *wss; /* virt: how far its answer went */
     char *h2_settings;     /* HTTP2-Settings of an `Upgrade: h2c` request */
     char *cors;            /* CORS header lines for this request's answer (allowed Origin) */
+    struct tls_conn *tls;  /* TLS on this socket (tls.c): c->out is plaintext */
 
     /* bytes received and not yet consumed */
     char *in;
@@ -120,8 +122,14 @@ struct conn {
     uint8_t rollout_bucket[FEAT_COUNT]; /* the request's bucket per feature (0..99) */
 };
 
-/* A new connection from the accept ring (fd = fixed index when <fixed>). */
-void client_accept(struct worker *w, int fd, bool fixed);
+/* A new connection from the accept ring (fd = fixed index when <fixed>),
+ * on the TLS listener when <tls>. */
+void client_accept(struct worker *w, int fd, bool fixed, bool tls);
+
+/* The http2_transport bucket of a connection that has sent no request: a
+ * connection has no session id or tenant yet, so it is bucketed by the
+ * worker and its count of accepted connections (a share of connections). */
+unsigned client_conn_bucket(const struct conn *c);
 
 void client_on_recv(struct conn *c, struct io_uring_cqe *cqe);
 void client_on_send(struct conn *c, struct io_uring_cqe *cqe, bool zc);

@@ -221,7 +221,8 @@ static void want_h2c(struct conn *c, const struct h1_request *req)
 {
     const struct h1_header *up = h1_header_find(req->headers, req->n_headers, "upgrade");
     const struct h1_header *hs = h1_header_find(req->headers, req->n_headers, "http2-settings");
-    if (!up || !hs || c->http10 || hs->value_len > 200 ||
+    /* h2c is for cleartext: over TLS, HTTP/2 is chosen by ALPN */
+    if (!up || !hs || c->http10 || c->tls || hs->value_len > 200 ||
         !h1_list_has_token(up->value, up->value_len, "h2c"))
         return;
     if (!h2_allowed(c->w, c->rollout_bucket[FEAT_HTTP2_TRANSPORT])) {
@@ -417,18 +418,6 @@ static ssize_t read_body(struct conn *c, const char *p, size_t n)
     return (ssize_t)take;
 }
 
-/* The http2_transport bucket of a connection that has sent no request: a
- * connection has no session id or tenant yet, so it is bucketed by the
- * worker and its count of accepted connections (a share of connections). */
-static unsigned conn_bucket(const struct conn *c)
-{
-    char key[48];
-    uint64_t n = atomic_load_explicit(&c->w->slot->c.accepted, memory_order_relaxed);
-    int len = snprintf(key, sizeof key, "conn:%u:%llu:%p", c->w->id, (unsigned long long)n,
-                       (const void *)c);
-    return rollout_bucket(FEAT_HTTP2_TRANSPORT, key, len > 0 ? (size_t)len : 0);
-}
-
 /* Consumes requests from p[0..n); returns the bytes used (the rest is kept
  * by the caller as input for later). */
 size_t request_consume(struct conn *c, const char *p, size_t n)
@@ -449,7 +438,7 @@ size_t request_consume(struct conn *c, const char *p, size_t n)
             if (memcmp(p + used, H2_PREFACE, k) == 0) {
                 if (k < H2_PREFACE_LEN)
                     return used; /* the rest of the preface is still coming */
-                if (h2_start(c, !h2_allowed(w, conn_bucket(c))) < 0) {
+                if (h2_start(c, !h2_allowed(w, client_conn_bucket(c))) < 0) {
                     client_abort(c);
                     return n;
                 }

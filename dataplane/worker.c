@@ -13,6 +13,7 @@
 
 #include "dataplane/admission.h"
 #include "dataplane/client.h"
+#include "dataplane/tls.h"
 #include "dataplane/stream.h"
 #include "dataplane/upstream.h"
 #include "shared/log.h"
@@ -48,15 +49,22 @@ void worker_mark_dirty(struct worker *w, struct conn *c)
     w->dirty = c;
 }
 
-static void arm_accept(struct worker *w)
+/* The TLS listener's accepts carry this in place of a pointer. */
+#define TLS_LISTENER ((void *)(uintptr_t)0x10)
+
+static void arm_accept(struct worker *w, bool tls)
 {
     struct io_uring_sqe *sqe = worker_sqe(w);
+    int fd = tls ? w->tls_fd : w->listen_fd;
     if (w->uinfo.fixed_files)
-        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, 0);
+        io_uring_prep_multishot_accept_direct(sqe, fd, NULL, NULL, 0);
     else
-        io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_ACCEPT));
-    w->accept_armed = true;
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_make(tls ? TLS_LISTENER : NULL, OP_ACCEPT));
+    if (tls)
+        w->tls_accept_armed = true;
+    else
+        w->accept_armed = true;
 }
 
 static void arm_signal(struct worker *w)
@@ -78,12 +86,20 @@ static void start_drain(struct worker *w)
         io_uring_prep_cancel64(sqe, ud_make(NULL, OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     }
+    if (w->tls_accept_armed) {
+        struct io_uring_sqe *sqe = worker_sqe(w);
+        io_uring_prep_cancel64(sqe, ud_make(TLS_LISTENER, OP_ACCEPT), 0);
+        io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
+    }
     /* Our copy of the listening socket goes now: on shutdown the supervisor
      * closes its own, so new connections are refused instead of queueing
      * for nobody; on reload the new workers hold copies and take them. */
     io_uring_submit(&w->ring);
     close(w->listen_fd);
     w->listen_fd = -1;
+    if (w->tls_fd >= 0)
+        close(w->tls_fd);
+    w->tls_fd = -1;
     log_info("draining: %u connections, %lld streams; deadline %u ms", w->nconns,
              (long long)atomic_load_explicit(&w->slot->g.streams_active, memory_order_relaxed),
              w->cfg->drain_timeout_ms);
@@ -91,12 +107,16 @@ static void start_drain(struct worker *w)
     upstream_pools_close(w);
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe, bool tls)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        w->accept_armed = false;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        if (tls)
+            w->tls_accept_armed = false;
+        else
+            w->accept_armed = false;
+    }
     if (cqe->res >= 0) {
-        client_accept(w, cqe->res, w->uinfo.fixed_files);
+        client_accept(w, cqe->res, w->uinfo.fixed_files, tls);
         return;
     }
     if (cqe->res == -ECANCELED)
@@ -104,11 +124,14 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
     /* ENFILE (fixed table full), EMFILE, ENOBUFS...: back off a little
      * rather than spin on a listener we cannot serve. */
     log_warn("accept: %s", strerror(-cqe->res));
-    w->accept_armed = false;
+    if (tls)
+        w->tls_accept_armed = false;
+    else
+        w->accept_armed = false;
     w->accept_retry_ms = w->now_ms + ACCEPT_RETRY_MS;
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         struct io_uring_sqe *sqe = worker_sqe(w);
-        io_uring_prep_cancel64(sqe, ud_make(NULL, OP_ACCEPT), 0);
+        io_uring_prep_cancel64(sqe, ud_make(tls ? TLS_LISTENER : NULL, OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     }
 }
@@ -134,7 +157,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     case OP_IGNORE:
         return;
     case OP_ACCEPT:
-        on_accept(w, cqe);
+        on_accept(w, cqe, p == TLS_LISTENER);
         return;
     case OP_SIGNAL:
         on_signal(w, cqe);
@@ -247,7 +270,7 @@ static int setup_signals(struct worker *w)
 }
 
 void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsigned id,
-                 int listen_fd)
+                 int listen_fd, int tls_fd)
 {
     static struct worker w; /* one per process; static keeps the wheel off the stack */
     log_init("worker", (int)id, (enum log_level)cfg->log_level);
@@ -262,6 +285,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     w.slot = shm_slot(shm, (unsigned)slot_idx);
     w.hdr = &shm->seg->hdr[slot_idx];
     w.listen_fd = listen_fd;
+    w.tls_fd = tls_fd;
     w.now_ms = clock_mono_ms();
     atomic_store_explicit(&w.hdr->pid, (int32_t)getpid(), memory_order_relaxed);
     if (getrandom(&w.stream_salt, sizeof w.stream_salt, GRND_NONBLOCK) != sizeof w.stream_salt)
@@ -312,7 +336,16 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     if (cfg->batch_wait_us && !w.uinfo.min_timeout)
         log_warn("batch_wait_us ignored: the kernel has no IORING_FEAT_MIN_TIMEOUT (6.12+) "
                  "or the ring no DEFER_TASKRUN");
-    arm_accept(&w);
+    if (w.tls_fd >= 0) {
+        char why[512];
+        w.tls_ctx = tls_ctx_new(cfg, why, sizeof why);
+        if (!w.tls_ctx) {
+            log_error("tls: %s", why);
+            _exit(1);
+        }
+        arm_accept(&w, true);
+    }
+    arm_accept(&w, false);
     arm_signal(&w);
     char batching[48] = "off";
     if (cfg->batch_wait_us)
@@ -348,8 +381,11 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
                 w.drain_deadline_ms = w.now_ms;
                 w.cut = true;
             }
-        } else if (!w.accept_armed && w.now_ms >= w.accept_retry_ms) {
-            arm_accept(&w);
+        } else if (w.now_ms >= w.accept_retry_ms) {
+            if (!w.accept_armed)
+                arm_accept(&w, false);
+            if (w.tls_fd >= 0 && !w.tls_accept_armed)
+                arm_accept(&w, true);
         }
         end_of_turn(&w);
         uint64_t wait_ms = tw_timeout_ms(&w.tw, w.now_ms, LOOP_WAIT_MAX_MS);

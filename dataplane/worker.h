@@ -64,6 +64,7 @@ enum timer_kind {
 
 struct conn;
 struct upconn;
+struct WOLFSSL_CTX;
 struct backend_pool;
 
 struct worker {
@@ -81,7 +82,10 @@ struct worker {
 
     int listen_fd;
     bool accept_armed;
-    uint64_t accept_retry_ms; /* after an accept error, not before this */
+    int tls_fd; /* TLS listener, -1 = none */
+    bool tls_accept_armed;
+    struct WOLFSSL_CTX *tls_ctx; /* this worker's certificate (tls.c) */
+    uint64_t accept_retry_ms;    /* after an accept error, not before this */
     int sig_fd;
     struct signalfd_siginfo siginfo;
 
@@ -126,7 +130,7 @@ struct worker {
 
 /* Runs a worker until it has drained.  Never returns; exits the process. */
 void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsigned id,
-                 int listen_fd) __attribute__((noreturn));
+                 int listen_fd, int tls_fd) __attribute__((noreturn));
 
 /* Queues <c> for a send at the end of this loop turn (batched). */
 void worker_mark_dirty(struct worker *w, struct conn *c);

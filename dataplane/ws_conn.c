@@ -290,7 +290,9 @@ void ws_on_data(struct conn *c, const char *p, size_t n)
     s->in_len = n;
     s->last_rx_ms = c->w->now_ms;
     s->ping_out = false;
-    if (wslay_event_recv(s->ctx) != 0) {
+    int rc = wslay_event_recv(s->ctx);
+    if (rc != 0) {
+        log_info("websocket: closing: the client's frames cannot be read (%d, %zu bytes)", rc, n);
         client_abort(c);
         return;
     }
@@ -309,6 +311,7 @@ void ws_produce(struct conn *c)
         worker_mark_dirty(c->w, s->vc);
     }
     if (wslay_event_send(s->ctx) != 0) {
+        log_info("websocket: closing: cannot send");
         client_abort(c);
         return;
     }

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""perf/h2_compare.py -- HTTP/1.1 against h2c through sluice, nghttpx and h2o.
+"""perf/h2_compare.py -- HTTP/1.1 against h2c, and both over TLS, through
+sluice, nghttpx and h2o.
 
 h2load drives paced token streams (llmsim: first token after 20 ms, then one
 every 20 ms, 50 tokens, so a stream lasts about a second) at 32, 75, 100 and
 1,000 concurrent streams, each run 3 x N requests:
 
-  h1   h2load --h1 -c N -m 1        one connection per stream
-  h2c  h2load -c ceil(N/100) -m <=100  up to 100 streams per connection
+  h1       h2load --h1 -c N -m 1        one connection per stream
+  h2c      h2load -c ceil(N/100) -m <=100  up to 100 streams per connection
+  h1-tls   as h1, over TLS 1.3 (ALPN http/1.1)
+  h2-tls   as h2c, over TLS 1.3 (ALPN h2)
+
+Each proxy has a plain and a TLS listener with the same self-signed P-256
+certificate (made here with openssl).
 
 For each run: connections the proxy accepted (its own counter for sluice,
 h2load's clients for the others), proxy CPU seconds per 1,000 streams (utime +
@@ -18,7 +24,7 @@ sluice it is the time to first token), and failures.  Targets and protocols
 run interleaved, repeated --reps times; medians are reported.
 
 The proxy runs on CPU 0 with one worker; llmsim and h2load on CPU 1; only
-127.0.0.1.  TLS (h2 over TLS) is not measured: sluice has no TLS yet.
+127.0.0.1.
 
 Results: perf/results/h2-compare-<UTC stamp>.json (every run) and .md.
 
@@ -45,6 +51,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TOKENS = 50
+PROTOS = ("h1", "h2c", "h1-tls", "h2-tls")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -129,8 +136,9 @@ def parse_h2load(out):
 
 
 class Target:
-    def __init__(self, name, port, pids_fn, admin_port=None):
+    def __init__(self, name, port, pids_fn, admin_port=None, tls_port=None):
         self.name, self.port, self.pids_fn, self.admin_port = name, port, pids_fn, admin_port
+        self.tls_port = tls_port
 
 
 def main():
@@ -152,6 +160,10 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="sluice-h2cmp-")
     procs = []
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
 
     def start(argv, cpu, log):
         p = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdout=open(log, "w"),
@@ -167,10 +179,12 @@ def main():
         wait_port(sim_port)
         tg = {}
         if "sluice" in targets:
-            port, admin = free_port(), free_port()
+            port, admin, tport = free_port(), free_port(), free_port()
             conf = os.path.join(tmp, "sluice.ini")
             with open(conf, "w") as f:
-                f.write("[server]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nworkers = 1\n"
+                f.write("[server]\ntls_listen = 127.0.0.1:%d\ntls_cert = %s\ntls_key = %s\n"
+                        % (tport, cert, key))
+                f.write("listen = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\nworkers = 1\n"
                         "control_socket = %s/ctl.sock\nstate_dir = %s\nlog_level = warn\n"
                         "max_connections = 20000\n[http2]\nmax_concurrent_streams = 128\n"
                         "[backend sim]\nurl = http://127.0.0.1:%d\n" % (port, admin, tmp, tmp, sim_port))
@@ -182,10 +196,11 @@ def main():
                             tmp + "/ctl.sock", "rollout", "set", "http2_transport", "100"],
                            check=True, capture_output=True)
             time.sleep(1.2)
-            tg["sluice"] = Target("sluice", port, lambda p=p: children(p.pid)[1:], admin)
+            tg["sluice"] = Target("sluice", port, lambda p=p: children(p.pid)[1:], admin, tport)
         if "nghttpx" in targets:
-            port = free_port()
+            port, tport = free_port(), free_port()
             p = start(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % port,
+                       "--frontend=127.0.0.1,%d" % tport, key, cert,
                        "--backend=127.0.0.1,%d" % sim_port, "--workers=1", "--no-ocsp",
                        "--backend-connections-per-host=100000", "--worker-frontend-connections=0",
                        "--http2-max-concurrent-streams=100", "--log-level=WARN",
@@ -193,11 +208,13 @@ def main():
                        "--accesslog-file=/dev/null", "--pid-file=" + os.path.join(tmp, "nghttpx.pid"),
                        "--conf=/dev/null"], 0, os.path.join(tmp, "nghttpx.log"))
             wait_port(port)
-            tg["nghttpx"] = Target("nghttpx", port, lambda p=p: children(p.pid))
+            tg["nghttpx"] = Target("nghttpx", port, lambda p=p: children(p.pid), None, tport)
         if "h2o" in targets:
-            port = free_port()
+            port, tport = free_port(), free_port()
             conf = os.path.join(tmp, "h2o.conf")
             with open(conf, "w") as f:
+                f.write("listen:\n  host: 127.0.0.1\n  port: %d\n"
+                        "  ssl:\n    certificate-file: %s\n    key-file: %s\n" % (tport, cert, key))
                 f.write("listen:\n  host: 127.0.0.1\n  port: %d\nnum-threads: 1\n"
                         "max-connections: 20000\n"
                         "http2-max-concurrent-requests-per-connection: 100\n"
@@ -208,7 +225,7 @@ def main():
                         % (port, sim_port, tmp))
             p = start(["h2o", "-c", conf], 0, os.path.join(tmp, "h2o.log"))
             wait_port(port)
-            tg["h2o"] = Target("h2o", port, lambda p=p: children(p.pid))
+            tg["h2o"] = Target("h2o", port, lambda p=p: children(p.pid), None, tport)
         body = os.path.join(tmp, "body.json")
         with open(body, "w") as f:
             f.write(json.dumps({"model": "llmsim-1", "stream": True,
@@ -216,17 +233,21 @@ def main():
         runs = []
         for rep in range(a.reps):
             for n in conc:
-                for proto in ("h1", "h2c"):
+                for proto in PROTOS:
                     for name in targets:
                         t = tg[name]
-                        c = n if proto == "h1" else max(1, math.ceil(n / 100))
-                        m = 1 if proto == "h1" else min(n, 100)
+                        one = proto.startswith("h1")
+                        c = n if one else max(1, math.ceil(n / 100))
+                        m = 1 if one else min(n, 100)
                         argv = ["taskset", "-c", "1", "h2load", "-n", str(3 * n), "-c", str(c),
                                 "-m", str(m), "-d", body, "-H", "content-type: application/json",
                                 "-T", "30", "-N", "30"]
-                        if proto == "h1":
-                            argv.append("--h1")
-                        argv.append("http://127.0.0.1:%d/v1/chat/completions" % t.port)
+                        if one:
+                            argv.append("--h1")  # over TLS too: ALPN http/1.1
+                        if proto.endswith("tls"):
+                            argv.append("https://127.0.0.1:%d/v1/chat/completions" % t.tls_port)
+                        else:
+                            argv.append("http://127.0.0.1:%d/v1/chat/completions" % t.port)
                         pids = t.pids_fn()
                         m0 = metrics(t.admin_port) if t.admin_port else {}
                         c0 = cpu_ticks(pids)
@@ -277,7 +298,7 @@ def main():
     def fmt(v, spec):
         return "–" if v is None else spec % v
 
-    lines = ["# HTTP/1.1 vs h2c: %s" % stamp, "",
+    lines = ["# HTTP/1.1 vs h2c, plain and over TLS: %s" % stamp, "",
              "`perf/h2_compare.py --reps %d`: llmsim 20 ms TTFT, 20 ms per token, %d tokens; "
              "3 x N requests per run; proxy on CPU 0 (1 worker), llmsim and h2load on CPU 1. "
              "Medians of %d runs." % (a.reps, TOKENS, a.reps), "",
@@ -285,7 +306,7 @@ def main():
              "overhead over body | TTFB mean / max ms | failed |", "|---|---|---|---|---|---|---|---|---|"]
     for n in conc:
         for name in targets:
-            for proto in ("h1", "h2c"):
+            for proto in PROTOS:
                 rows = [r for r in runs if r["target"] == name and r["proto"] == proto and r["streams"] == n]
                 if not rows:
                     continue

@@ -116,6 +116,10 @@ struct config {
     /* [rollout]: each feature's percentage until the control plane's state
      * file holds one (FEAT_* order; http2_transport 100, the rest 0) */
     uint32_t rollout_initial[5];
+    /* Not from the file: the session-ticket key (name 16 + ChaCha20 key
+     * 32) the supervisor draws for a generation and hands on to the next,
+     * so that every worker, and a reload, resumes the others' tickets. */
+    uint8_t tls_ticket_key[48];
 
     /* [upstream] backend connections */
     uint32_t connect_timeout_ms;       /* 3 s */

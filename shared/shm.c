@@ -241,6 +241,9 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->ws_conns, &c->ws_conns);
     fold_counter(&r->ws_msgs_in, &c->ws_msgs_in);
     fold_counter(&r->ws_msgs_out, &c->ws_msgs_out);
+    fold_counter(&r->tls_handshakes, &c->tls_handshakes);
+    fold_counter(&r->tls_failures, &c->tls_failures);
+    fold_counter(&r->tls_resumed, &c->tls_resumed);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);

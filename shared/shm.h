@@ -90,6 +90,9 @@ struct shm_counters {
     _Atomic uint64_t ws_conns;       /* connections upgraded to WebSocket */
     _Atomic uint64_t ws_msgs_in;     /* requests received as WebSocket messages */
     _Atomic uint64_t ws_msgs_out;    /* messages sent to WebSocket clients */
+    _Atomic uint64_t tls_handshakes; /* TLS handshakes completed */
+    _Atomic uint64_t tls_failures;   /* TLS handshakes or records that failed */
+    _Atomic uint64_t tls_resumed;    /* handshakes that resumed a session (ticket) */
     struct hist itl;
 };
 

@@ -3,6 +3,7 @@
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "controlplane/control.h"
+#include "dataplane/tls.h"
 #include "dataplane/worker.h"
 #include "shared/log.h"
 #include "shared/net.h"
@@ -37,6 +39,7 @@ struct gen {
     struct config cfg;
     unsigned nworkers;
     int *listen_fds; /* one per worker; dup()s of the previous generation's when unchanged */
+    int *tls_fds;    /* the same for tls_listen; -1 when TLS is off */
     int admin_fd;
     unsigned alive;
 };
@@ -92,9 +95,12 @@ static void raise_nofile(const struct config *cfg)
 
 static void close_gen_fds(struct gen *g)
 {
-    for (unsigned i = 0; i < g->nworkers; i++)
+    for (unsigned i = 0; i < g->nworkers; i++) {
         if (g->listen_fds[i] >= 0)
             close(g->listen_fds[i]);
+        if (g->tls_fds && g->tls_fds[i] >= 0)
+            close(g->tls_fds[i]);
+    }
     if (g->admin_fd >= 0)
         close(g->admin_fd);
 }
@@ -103,8 +109,55 @@ static void gen_free(struct gen *g)
 {
     close_gen_fds(g);
     free(g->listen_fds);
+    free(g->tls_fds);
     config_free(&g->cfg);
     free(g);
+}
+
+/* The TLS listeners of <g>, one per worker like the plain ones (dup()s of
+ * <prev>'s when tls_listen is unchanged), after the certificate and key
+ * load: a bad or mismatched pair refuses the config, at start and reload. */
+static int open_tls_listeners(struct gen *g, const struct gen *prev)
+{
+    if (!tls_configured(&g->cfg))
+        return 0;
+    if (prev && tls_configured(&prev->cfg))
+        memcpy(g->cfg.tls_ticket_key, prev->cfg.tls_ticket_key, sizeof g->cfg.tls_ticket_key);
+    else if (getrandom(g->cfg.tls_ticket_key, sizeof g->cfg.tls_ticket_key, 0) !=
+             (ssize_t)sizeof g->cfg.tls_ticket_key)
+        return -EIO;
+    char why[512];
+    if (tls_check(&g->cfg, why, sizeof why) < 0) {
+        log_error("tls: %s", why);
+        return -EINVAL;
+    }
+    g->tls_fds = malloc(sizeof *g->tls_fds * g->nworkers);
+    if (!g->tls_fds)
+        return -ENOMEM;
+    for (unsigned i = 0; i < g->nworkers; i++)
+        g->tls_fds[i] = -1;
+    bool same =
+        prev && prev->tls_fds && strcmp(prev->cfg.tls_listen.text, g->cfg.tls_listen.text) == 0;
+    for (unsigned i = 0; i < g->nworkers; i++) {
+        int fd = same && i < prev->nworkers ? dup(prev->tls_fds[i])
+                                            : net_listen(&g->cfg.tls_listen, true, LISTEN_BACKLOG);
+        if (fd < 0) {
+            fd = fd == -1 ? -errno : fd;
+            log_error("cannot listen on %s (TLS): %s", g->cfg.tls_listen.text, strerror(-fd));
+            return fd;
+        }
+        g->tls_fds[i] = fd;
+        /* Port 0: every other listener must join the port the first got. */
+        if (i == 0 && !same) {
+            int port = net_local_port(fd);
+            struct config_addr *a = &g->cfg.tls_listen;
+            if (port > 0 && a->ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+            else if (port > 0)
+                ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+        }
+    }
+    return 0;
 }
 
 /* Builds a generation for <cfg> (taken over), sharing the previous one's
@@ -168,6 +221,8 @@ static struct gen *gen_new(struct supervisor *s, struct config *cfg, const struc
             }
         }
     }
+    if (open_tls_listeners(g, prev) < 0)
+        goto fail;
     if (prev && strcmp(prev->cfg.admin_listen.text, g->cfg.admin_listen.text) == 0)
         g->admin_fd = dup(prev->admin_fd);
     else
@@ -196,14 +251,17 @@ static struct child *child_slot(struct supervisor *s)
 }
 
 /* In a new child: drop every socket that belongs to someone else. */
-static void close_foreign_fds(struct supervisor *s, int keep)
+static void close_foreign_fds(struct supervisor *s, int keep, int keep_tls)
 {
     close(s->sig_fd);
     for (unsigned i = 0; i < s->ngens; i++) {
         struct gen *g = s->gens[i];
-        for (unsigned k = 0; k < g->nworkers; k++)
+        for (unsigned k = 0; k < g->nworkers; k++) {
             if (g->listen_fds[k] != keep && g->listen_fds[k] >= 0)
                 close(g->listen_fds[k]);
+            if (g->tls_fds && g->tls_fds[k] != keep_tls && g->tls_fds[k] >= 0)
+                close(g->tls_fds[k]);
+        }
         if (g->admin_fd != keep && g->admin_fd >= 0)
             close(g->admin_fd);
     }
@@ -233,10 +291,11 @@ static void spawn(struct supervisor *s, struct gen *g, unsigned idx)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (control) {
-            close_foreign_fds(s, g->admin_fd);
+            close_foreign_fds(s, g->admin_fd, -1);
             control_main(&g->cfg, &s->shm, slot, g->admin_fd, g->nworkers, s->config_path);
         }
-        close_foreign_fds(s, g->listen_fds[idx]);
+        int tls_fd = g->tls_fds ? g->tls_fds[idx] : -1;
+        close_foreign_fds(s, g->listen_fds[idx], tls_fd);
         if (s->ncpus) {
             /* the idx-th CPU we may run on */
             cpu_set_t one;
@@ -252,7 +311,7 @@ static void spawn(struct supervisor *s, struct gen *g, unsigned idx)
             }
             (void)sched_setaffinity(0, sizeof one, &one);
         }
-        worker_main(&g->cfg, &s->shm, slot, idx, g->listen_fds[idx]);
+        worker_main(&g->cfg, &s->shm, slot, idx, g->listen_fds[idx], tls_fd);
     }
     atomic_store_explicit(&s->shm.seg->hdr[slot].pid, pid, memory_order_relaxed);
     *ch = (struct child){
@@ -415,6 +474,10 @@ static void begin_stop(struct supervisor *s, int sig)
             if (g->listen_fds[k] >= 0)
                 close(g->listen_fds[k]);
             g->listen_fds[k] = -1;
+            if (g->tls_fds && g->tls_fds[k] >= 0)
+                close(g->tls_fds[k]);
+            if (g->tls_fds)
+                g->tls_fds[k] = -1;
         }
     }
 }

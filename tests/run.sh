@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
       liburing-dev libnghttp2-dev libwolfssl-dev libinih-dev libcriterion-dev
       libwslay-dev libjansson-dev nghttp2-client curl python3 python3-h2 cppcheck
-      clang-format iproute2 procps)
+      clang-format iproute2 procps openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
