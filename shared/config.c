@@ -13,6 +13,7 @@
  * inline comments for the handler.
  */
 #include "shared/config.h"
+#include "shared/config_keys.h"
 #include "shared/config_value.h"
 
 #include <arpa/inet.h>
@@ -32,25 +33,6 @@
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
 
-enum section {
-    S_SERVER = 0,
-    S_HTTP,
-    S_HTTP2,
-    S_CORS,
-    S_WEBSOCKET,
-    S_ROLLOUT,
-    S_UPSTREAM,
-    S_STREAM,
-    S_BUFFERS,
-    S_AUTH,
-    S_GOVERNOR,
-    S_BACKEND,
-    S_TENANT,
-    S_COUNT,
-    S_NONE, /* before the first section header */
-    S_SKIP, /* inside a section that was refused: its keys are ignored */
-};
-
 static const char *const section_names[S_COUNT] = {
     "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
     "stream", "buffers", "auth",  "governor", "backend",   "tenant",
@@ -60,178 +42,6 @@ static bool section_repeats(enum section s)
 {
     return s == S_BACKEND || s == S_TENANT;
 }
-
-enum key_flags {
-    F_POW2 = 1u << 0,     /* must be a power of two */
-    F_NONEMPTY = 1u << 1, /* a path that may not be "" */
-    F_READABLE = 1u << 2, /* a file that must be readable when set */
-};
-
-/* Where a key's value lives and what it may be, beside the public schema. */
-struct key_impl {
-    enum section sec;
-    unsigned flags;
-    size_t off;  /* in struct config, config_backend or config_tenant */
-    size_t size; /* of that field */
-    uint64_t min;
-    uint64_t max; /* 0 = whatever the field holds */
-};
-
-#define FIELD(base, field) offsetof(struct base, field), sizeof(((struct base *)0)->field)
-
-/* One list makes both the public schema and the private layout, so they
- * cannot disagree.  X(section, "section", "key", type, "default", struct,
- * field, min, max, flags, "help") */
-// clang-format off
-#define CONFIG_KEYS(X)                                                                             \
-X(S_SERVER, "server", "listen", CFG_ADDR, "0.0.0.0:8080", config, listen, 0, 0, 0,                  \
-  "address for client connections (HTTP/1.1 and h2c)")                                             \
-X(S_SERVER, "server", "tls_listen", CFG_ADDR, "0.0.0.0:8443", config, tls_listen, 0, 0, 0,          \
-  "address for TLS client connections, used only when tls_cert and tls_key are set")               \
-X(S_SERVER, "server", "tls_cert", CFG_PATH, "", config, tls_cert, 0, 0, F_READABLE,                 \
-  "PEM certificate chain file; empty = TLS off")                                                   \
-X(S_SERVER, "server", "tls_key", CFG_PATH, "", config, tls_key, 0, 0, F_READABLE,                   \
-  "PEM private key file for tls_cert")                                                             \
-X(S_SERVER, "server", "admin_listen", CFG_ADDR, "127.0.0.1:9090", config, admin_listen, 0, 0, 0,    \
-  "address for the admin API (/metrics, /healthz, /readyz)")                                       \
-X(S_SERVER, "server", "control_socket", CFG_PATH, "/run/sluice/control.sock", config,              \
-  control_socket, 0, 0, F_NONEMPTY, "Unix socket for sluicectl")                                   \
-X(S_SERVER, "server", "control_group", CFG_TEXT, "", config, control_group, 0, 0, 0,              \
-  "group whose members may use control_socket (mode 0660); empty = owner only (0600)")             \
-X(S_SERVER, "server", "state_dir", CFG_PATH, "/var/lib/sluice", config, state_dir, 0, 0,           \
-  F_NONEMPTY, "directory for rollout state and the audit log")                                     \
-X(S_SERVER, "server", "workers", CFG_WORKERS, "auto", config, workers, 1, CONFIG_MAX_WORKERS, 0,   \
-  "worker processes: auto (one per online CPU) or 1..256")                                         \
-X(S_SERVER, "server", "drain_timeout", CFG_DURATION, "30s", config, drain_timeout_ms, 1, 0, 0,     \
-  "how long draining workers may keep serving on reload or shutdown")                              \
-X(S_SERVER, "server", "max_connections", CFG_UINT, "16384", config, max_connections, 1, 1048576,   \
-  0, "client connections per worker (1..1048576)")                                                 \
-X(S_SERVER, "server", "batch_wait_us", CFG_UINT, "0", config, batch_wait_us, 0, 10000, 0,        \
-  "microseconds a busy worker lets completions gather before it wakes (0..10000; 0 = off)")        \
-X(S_SERVER, "server", "log_level", CFG_LOGLEVEL, "info", config, log_level, 0, 0, 0,               \
-  "error, warn, info or debug")                                                                    \
-X(S_HTTP, "http", "max_request_line", CFG_SIZE, "8k", config, max_request_line, 256, MIB, 0,       \
-  "longest request line (256..1MiB)")                                                              \
-X(S_HTTP, "http", "max_header_bytes", CFG_SIZE, "32k", config, max_header_bytes, 256, MIB, 0,      \
-  "largest request head, request line included (max_request_line..1MiB)")                         \
-X(S_HTTP, "http", "max_headers", CFG_UINT, "100", config, max_headers, 1,                           \
-  CONFIG_MAX_HEADERS_CAP, 0, "most header fields in one request (1..256)")                         \
-X(S_HTTP, "http", "max_body_size", CFG_SIZE, "4m", config, max_body_size, 0, 0, 0,                 \
-  "largest request body")                                                                          \
-X(S_HTTP, "http", "header_timeout", CFG_DURATION, "10s", config, header_timeout_ms, 1, 0, 0,       \
-  "time allowed to receive a whole request head")                                                  \
-X(S_HTTP, "http", "body_timeout", CFG_DURATION, "30s", config, body_timeout_ms, 1, 0, 0,           \
-  "longest wait between request body bytes")                                                       \
-X(S_HTTP, "http", "keepalive_timeout", CFG_DURATION, "75s", config, keepalive_timeout_ms, 1, 0, 0, \
-  "idle time allowed between requests on one connection")                                          \
-X(S_HTTP, "http", "keepalive_requests", CFG_UINT, "1000", config, keepalive_requests, 1, 0, 0,     \
-  "requests served on one connection before it is closed")                                         \
-X(S_HTTP2, "http2", "enabled", CFG_BOOL, "true", config, h2_enabled, 0, 0, 0,                    \
-  "serve HTTP/2 (h2c by prior knowledge or Upgrade); the http2_transport rollout gates it too")   \
-X(S_HTTP2, "http2", "max_concurrent_streams", CFG_UINT, "128", config, h2_max_streams, 1, 65536, 0, \
-  "streams one client connection may have open at once (1..65536)")                               \
-X(S_HTTP2, "http2", "window_size", CFG_SIZE, "256k", config, h2_window, 16 * KIB, 1 * GIB, 0,     \
-  "receive window advertised per stream and for the connection (16KiB..1GiB)")                    \
-X(S_HTTP2, "http2", "reset_burst", CFG_UINT, "200", config, h2_reset_burst, 1, 1000000, 0,       \
-  "streams a client may reset at once before the rate applies (rapid-reset defence)")             \
-X(S_HTTP2, "http2", "reset_rate", CFG_UINT, "50", config, h2_reset_rate, 1, 1000000, 0,          \
-  "resets per second a client may keep up; beyond it the connection gets GOAWAY")                 \
-X(S_HTTP2, "http2", "max_settings", CFG_UINT, "32", config, h2_max_settings, 1, 1024, 0,         \
-  "entries in one SETTINGS frame; more is a protocol error (settings flood)")                     \
-X(S_CORS, "cors", "allow_origins", CFG_TEXT, "", config, cors_origins, 0, 0, 0,                 \
-  "origins (scheme://host[:port], comma-separated) whose pages may call sluice, or *; empty = off") \
-X(S_CORS, "cors", "allow_methods", CFG_TEXT, "GET, POST, OPTIONS", config, cors_methods, 0, 0, 0, \
-  "methods a preflight may ask for")                                                               \
-X(S_CORS, "cors", "allow_headers", CFG_TEXT,                                                       \
-  "Authorization, Content-Type, X-Request-Id, X-Session-Id, Last-Event-ID", config, cors_headers, \
-  0, 0, 0, "request headers a preflight may ask for")                                              \
-X(S_CORS, "cors", "max_age", CFG_DURATION, "10m", config, cors_max_age_ms, 0, 0, 0,                \
-  "how long a browser may cache a preflight's answer")                                             \
-X(S_CORS, "cors", "allow_credentials", CFG_BOOL, "false", config, cors_credentials, 0, 0, 0,       \
-  "let pages send cookies and HTTP auth (answers name the origin, never *)")                       \
-X(S_WEBSOCKET, "websocket", "ping_interval", CFG_DURATION, "30s", config, ws_ping_interval_ms, \
-  1, 0, 0, "a ping goes out after this long without a byte from the client")                      \
-X(S_WEBSOCKET, "websocket", "pong_timeout", CFG_DURATION, "10s", config, ws_pong_timeout_ms, 1, \
-  0, 0, "no answer to a ping within this closes the connection (1011)")                           \
-X(S_WEBSOCKET, "websocket", "max_message", CFG_SIZE, "1m", config, ws_max_message, 16, 0, 0,    \
-  "largest message a client may send; larger closes with 1009")                                  \
-X(S_ROLLOUT, "rollout", "adaptive_governor", CFG_UINT, "0", config, rollout_initial[0], 0, 100, 0, \
-  "percent in the feature while no state file says otherwise (sluicectl rollout set)")            \
-X(S_ROLLOUT, "rollout", "http2_transport", CFG_UINT, "100", config, rollout_initial[1], 0, 100, 0, \
-  "percent of clients that may speak h2c, likewise (0 = HTTP/1.1 only)")                         \
-X(S_ROLLOUT, "rollout", "ttft_pipeline", CFG_UINT, "0", config, rollout_initial[2], 0, 100, 0,    \
-  "percent in the feature, likewise")                                                              \
-X(S_ROLLOUT, "rollout", "qos_monitoring", CFG_UINT, "0", config, rollout_initial[3], 0, 100, 0,   \
-  "percent in the feature, likewise")                                                              \
-X(S_ROLLOUT, "rollout", "stream_resume", CFG_UINT, "0", config, rollout_initial[4], 0, 100, 0,    \
-  "percent in the feature, likewise")                                                              \
-X(S_UPSTREAM, "upstream", "connect_timeout", CFG_DURATION, "3s", config, connect_timeout_ms, 1, 0, \
-  0, "time allowed to connect to a backend")                                                       \
-X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepalive, 0, 0, 0,        \
-  "idle connections kept per backend per worker (0 = none)")                                       \
-X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_idle_timeout_ms,  \
-  1, 0, 0, "how long an idle backend connection is kept")                                          \
-X(S_STREAM, "stream", "first_token_timeout", CFG_DURATION, "60s", config, first_token_timeout_ms, \
-  1, 0, 0, "time from request to the first content event")                                         \
-X(S_STREAM, "stream", "token_idle_timeout", CFG_DURATION, "30s", config, token_idle_timeout_ms,   \
-  1, 0, 0, "longest wait between events once streaming")                                           \
-X(S_STREAM, "stream", "stream_buffer_max", CFG_SIZE, "256k", config, stream_buffer_max, 0, 0, 0,  \
-  "unsent bytes buffered per stream (at least slab_size)")                                         \
-X(S_STREAM, "stream", "slow_consumer_timeout", CFG_DURATION, "10s", config,                       \
-  slow_consumer_timeout_ms, 1, 0, 0, "how long a stream may stay at stream_buffer_max")            \
-X(S_STREAM, "stream", "max_event_size", CFG_SIZE, "256k", config, max_event_size, KIB, 64 * MIB, 0,  \
-  "largest single SSE event (1KiB..64MiB, at most stream_buffer_max)")                             \
-X(S_BUFFERS, "buffers", "slab_size", CFG_SIZE, "16k", config, slab_size, 4 * KIB, MIB, F_POW2,     \
-  "registered slab size, a power of two (4KiB..1MiB)")                                             \
-X(S_BUFFERS, "buffers", "slabs", CFG_UINT, "1024", config, slabs, 16, 1048576, 0,                  \
-  "registered slabs per worker (16..1048576)")                                                     \
-X(S_BUFFERS, "buffers", "recv_buffer_size", CFG_SIZE, "4k", config, recv_buffer_size, 512,        \
-  64 * KIB, F_POW2, "receive buffer size, a power of two (512..64KiB)")                            \
-X(S_BUFFERS, "buffers", "recv_buffers", CFG_UINT, "1024", config, recv_buffers, 16, 32768, F_POW2, \
-  "receive buffers per worker, a power of two (16..32768)")                                        \
-X(S_BUFFERS, "buffers", "send_zc_threshold", CFG_SIZE, "0", config, send_zc_threshold, 0, 0, 0,    \
-  "smallest send that uses zero-copy SEND_ZC; 0 = never")                                          \
-X(S_BACKEND, "backend *", "url", CFG_STR, "", config_backend, url, 0, 0, 0,                         \
-  "required: http://HOST[:PORT] (port 80 by default); HOST is resolved at load")                   \
-X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0, 0,               \
-  "backend protocol: openai (vLLM and other OpenAI-compatible servers)")                           \
-X(S_AUTH, "auth", "enabled", CFG_BOOL, "false", config, auth_enabled, 0, 0, 0,                      \
-  "require an API key; needs a [tenant NAME] with a key_sha256")                                   \
-X(S_GOVERNOR, "governor", "algorithm", CFG_ENUM, "gradient", config, gov_algorithm, 0, 0, 0,       \
-  "control law for the node's admission limit: gradient or pid")                                   \
-X(S_GOVERNOR, "governor", "target_ttft_ms", CFG_UINT, "550", config, target_ttft_ms, 1, 600000, 0, \
-  "time to first token the governor steers to, p90 of admitted streams (1..600000)")               \
-X(S_GOVERNOR, "governor", "min_concurrent", CFG_UINT, "16", config, min_concurrent, 1, 1000000, 0, \
-  "lowest admission limit: concurrent streams on the node (1..1000000)")                           \
-X(S_GOVERNOR, "governor", "max_concurrent", CFG_UINT, "80", config, max_concurrent, 1, 1000000, 0, \
-  "highest admission limit (min_concurrent..1000000)")                                             \
-X(S_GOVERNOR, "governor", "sample_interval_ms", CFG_UINT, "200", config, sample_interval_ms, 10,   \
-  60000, 0, "how often the limit is recomputed (10..60000)")                                       \
-X(S_GOVERNOR, "governor", "kp", CFG_DOUBLE, "0.35", config, gov_kp, 0, 1000, 0,                    \
-  "pid: proportional gain (0..1000)")                                                              \
-X(S_GOVERNOR, "governor", "ki", CFG_DOUBLE, "0.08", config, gov_ki, 0, 1000, 0,                    \
-  "pid: integral gain (0..1000)")                                                                  \
-X(S_GOVERNOR, "governor", "kd", CFG_DOUBLE, "0.15", config, gov_kd, 0, 1000, 0,                    \
-  "pid: derivative gain (0..1000)")                                                                \
-X(S_GOVERNOR, "governor", "integral_saturation", CFG_DOUBLE, "200", config,                        \
-  gov_integral_saturation, 0, 1000000, 0, "pid: bound on the integral term (anti-windup)")         \
-X(S_GOVERNOR, "governor", "queue_ttl_ms", CFG_UINT, "800", config, queue_ttl_ms, 1, 600000, 0,     \
-  "longest a request waits for admission before it is refused with 503 (1..600000)")              \
-X(S_GOVERNOR, "governor", "queue_max", CFG_UINT, "1024", config, queue_max, 0, 1000000, 0,         \
-  "requests waiting for admission per worker; 0 = refuse at once when full (0..1000000)")          \
-X(S_TENANT, "tenant *", "key_sha256", CFG_HEX256, "", config_tenant, key_sha256, 0, 0, 0,           \
-  "SHA-256 of the tenant's API key, 64 hex digits; required when [auth] enabled")                   \
-X(S_TENANT, "tenant *", "hard_limit", CFG_UINT, "0", config_tenant, hard_limit, 0, 1000000, 0,      \
-  "concurrent streams of the tenant on the node; 0 = no limit")                                    \
-X(S_TENANT, "tenant *", "burst_limit", CFG_UINT, "0", config_tenant, burst_limit, 0, 1000000, 0,    \
-  "concurrent streams allowed for a while above hard_limit; 0 = hard_limit")                       \
-X(S_TENANT, "tenant *", "decay_ms", CFG_UINT, "60000", config_tenant, decay_ms, 1, 86400000, 0,     \
-  "how long a burst above hard_limit takes to decay back to it")                                   \
-X(S_TENANT, "tenant *", "tokens_per_minute", CFG_UINT, "0", config_tenant, tokens_per_minute, 0,    \
-  0, 0, "token budget across the node, charged as tokens are relayed; 0 = none")                   \
-X(S_TENANT, "tenant *", "default_max_tokens", CFG_UINT, "1024", config_tenant, default_max_tokens,  \
-  1, 10000000, 0, "tokens reserved at admission for a request without max_tokens")
-// clang-format on
 
 #define PUBLIC_ENTRY(sec, secname, key, type, def, base, field, min, max, flags, help)             \
     {secname, key, type, def, help},
