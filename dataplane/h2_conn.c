@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "dataplane/api_error.h"
+#include "dataplane/b64url.h"
 #include "dataplane/client.h"
 #include "dataplane/request.h"
 #include "dataplane/stream.h"
@@ -500,41 +501,6 @@ int h2_start(struct conn *c, bool refuse)
     if (rc == 0)
         client_set_timer(c, c->w->cfg->keepalive_timeout_ms);
     return rc;
-}
-
-/* base64url (RFC 4648 section 5), padding optional; -1 on a bad byte. */
-static ssize_t b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = in[i];
-        int v;
-        if (ch >= 'A' && ch <= 'Z')
-            v = ch - 'A';
-        else if (ch >= 'a' && ch <= 'z')
-            v = ch - 'a' + 26;
-        else if (ch >= '0' && ch <= '9')
-            v = ch - '0' + 52;
-        else if (ch == '-')
-            v = 62;
-        else if (ch == '_')
-            v = 63;
-        else if (ch == '=')
-            break;
-        else
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o == cap)
-                return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (ssize_t)o;
 }
 
 struct conn *h2_upgrade(struct conn *c, const char *settings, size_t settings_len)
