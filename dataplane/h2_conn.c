@@ -196,6 +196,11 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     vc->h2s = hs;
     s->nstreams++;
     list_add_tail(&s->streams, &vc->node);
+    /* The whole request must come within body_timeout: a stream left
+     * open without its END_STREAM is reset then (the request layer's
+     * timer on an idle virtual connection closes it), so stalled streams
+     * cannot hold max_concurrent_streams for ever (slowloris). */
+    client_set_timer(vc, s->c->w->cfg->body_timeout_ms);
     shm_add(&s->c->w->slot->c.h2_streams, 1);
     nghttp2_session_set_stream_user_data(ng, hs->id, vc);
     return 0;

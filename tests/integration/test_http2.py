@@ -140,6 +140,7 @@ class Http2Test(SluiceTest):
     sim_args = ("--ttft-ms", "5", "--itl-ms", "2", "--tokens", "8")
     sluice_conf = {"stream": {"slow_consumer_timeout": "1s", "stream_buffer_max": "32k",
                               "max_event_size": "16k"},
+                   "http": {"body_timeout": "1s"},
                    "http2": {"max_concurrent_streams": "64"}}
 
     @classmethod
@@ -308,6 +309,20 @@ class Http2Test(SluiceTest):
             m["sluice_http2_client_resets_total"] - m0["sluice_http2_client_resets_total"], 1)
         self.assertGreater(m["sluice_upstream_cancellations_total"],
                            m0["sluice_upstream_cancellations_total"])
+
+    def test_stalled_request_is_reset_after_body_timeout(self):
+        """HEADERS without END_STREAM and no DATA: the stream is reset once
+        body_timeout (1 s here) passes; the connection serves on."""
+        c = H2Client(self.sluice.port)
+        try:
+            sid = c.request(chat_body(), end=False)  # body sent, END_STREAM never
+            c.pump(lambda: c.done(sid), timeout=10)
+            self.assertIn(sid, c.reset)
+            sid2 = c.request(chat_body(), [("x-sim-tokens", "2")])
+            c.pump(lambda: c.done(sid2))
+            self.assertEqual(tokens_of(events_of(c.data[sid2])), [" w0", " w1"])
+        finally:
+            c.close()
 
     def test_settings_advertise_the_limits(self):
         c = H2Client(self.sluice.port)
