@@ -106,8 +106,10 @@ struct WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *why, size_t why_
     const char *what = NULL;
     if (!ctx)
         what = "cannot create a TLS context";
-    else if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS)
-        what = "cannot set TLS 1.2 as the lowest version";
+    else if (wolfSSL_CTX_SetMinVersion(ctx, cfg->tls_min_version == CONFIG_TLS_12
+                                                ? WOLFSSL_TLSV1_2
+                                                : WOLFSSL_TLSV1_3) != WOLFSSL_SUCCESS)
+        what = "cannot set the lowest TLS version (tls_min_version)";
     else if (wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != WOLFSSL_SUCCESS)
         what = "tls_cert: not a readable PEM certificate chain";
     else if (wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, WOLFSSL_FILETYPE_PEM) !=

@@ -61,10 +61,16 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 /* In the order of enum backend_kind and enum config_gov_algo. */
 static const char *const backend_kind_names[] = {"openai"};
 static const char *const gov_algo_names[] = {"pid", "gradient"};
+/* In the order of enum config_tls_version. */
+static const char *const tls_version_names[] = {"1.2", "1.3"};
 
 /* The names a CFG_ENUM key takes. */
 static const char *const *enum_names(enum section sec, size_t *n)
 {
+    if (sec == S_SERVER) {
+        *n = sizeof tls_version_names / sizeof *tls_version_names;
+        return tls_version_names;
+    }
     if (sec == S_GOVERNOR) {
         *n = sizeof gov_algo_names / sizeof *gov_algo_names;
         return gov_algo_names;

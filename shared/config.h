@@ -56,6 +56,11 @@ struct config_backend {
 };
 
 /* The governor's control law (numbered as controlplane/governor.h's). */
+enum config_tls_version {
+    CONFIG_TLS_12 = 0,
+    CONFIG_TLS_13,
+};
+
 enum config_gov_algo {
     CONFIG_GOV_PID = 0,
     CONFIG_GOV_GRADIENT = 1,
@@ -142,6 +147,7 @@ struct config {
 
     /* [governor] adaptive admission (feature adaptive_governor) */
     int gov_algorithm;              /* enum config_gov_algo, gradient */
+    int tls_min_version;            /* enum config_tls_version, 1.3 */
     uint32_t target_ttft_ms;        /* 550 */
     uint32_t min_concurrent;        /* 16 */
     uint32_t max_concurrent;        /* 80 */

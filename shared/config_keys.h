@@ -65,6 +65,8 @@ X(S_SERVER, "server", "tls_cert", CFG_PATH, "", config, tls_cert, 0, 0, F_READAB
   "PEM certificate chain file; empty = TLS off")                                                   \
 X(S_SERVER, "server", "tls_key", CFG_PATH, "", config, tls_key, 0, 0, F_READABLE,                   \
   "PEM private key file for tls_cert")                                                             \
+X(S_SERVER, "server", "tls_min_version", CFG_ENUM, "1.3", config, tls_min_version, 0, 0, 0,      \
+  "oldest TLS version accepted: 1.3, or 1.2 for older clients")                                  \
 X(S_SERVER, "server", "admin_listen", CFG_ADDR, "127.0.0.1:9090", config, admin_listen, 0, 0, 0,    \
   "address for the admin API (/metrics, /healthz, /readyz)")                                       \
 X(S_SERVER, "server", "control_socket", CFG_PATH, "/run/sluice/control.sock", config,              \

@@ -174,6 +174,17 @@ class TlsTest(SluiceTest):
         self.assertEqual(len(tokens_of(sse_events(out))), 6)
         self.assertGreaterEqual(self.sluice.metrics()["sluice_tls_failures_total"], 2)
 
+    def test_tls12_refused_by_default(self):
+        ctx = client_ctx(("http/1.1",))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with self.assertRaises((ssl.SSLError, ConnectionResetError)):
+            tls_conn(TLS_PORT, ctx=ctx).close()
+        t = tls_conn(TLS_PORT)
+        try:
+            self.assertEqual(t.version(), "TLSv1.3")
+        finally:
+            t.close()
+
     def test_plain_port_still_serves(self):
         r = self.chat(headers={"X-Sim-Tokens": "2"})
         self.assertEqual(tokens_of(sse_events(r.body)), [" w0", " w1"])
@@ -203,6 +214,26 @@ class TlsRolloutTest(SluiceTest):
         t = tls_conn(self.port, alpn=("h2", "http/1.1"))
         try:
             self.assertEqual(t.selected_alpn_protocol(), "h2")
+        finally:
+            t.close()
+
+
+class Tls12Test(SluiceTest):
+    """tls_min_version = 1.2: older clients get TLS 1.2 and are served."""
+    workers = 1
+    sim_args = ("--ttft-ms", "1", "--itl-ms", "1", "--tokens", "2")
+    port = free_port()
+    sluice_conf = {"server": {"tls_listen": "127.0.0.1:%d" % port, "tls_cert": CERT,
+                              "tls_key": KEY, "tls_min_version": "1.2"}}
+
+    def test_tls12_client_served(self):
+        ctx = client_ctx(("http/1.1",))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        t = tls_conn(self.port, ctx=ctx)
+        try:
+            self.assertEqual(t.version(), "TLSv1.2")
+            t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.assertIn(b'{"status":"ok"}', read_all(t))
         finally:
             t.close()
 
