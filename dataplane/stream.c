@@ -18,8 +18,10 @@
 
 /* Every event goes out as its own HTTP chunk; the size line is written
  * before the size is known, so it has a fixed width (leading zeros are
- * valid chunk-size syntax, RFC 9112 §7.1) and is patched at the end. */
-#define CHUNK_HDR_LEN 10 /* "%08x\r\n" */
+ * valid chunk-size syntax, RFC 9112 §7.1) and is patched at the end.  The
+ * width is the fewest hex digits any event can need (worker.chunk_digits,
+ * from max_event_size): 5 by default, so 7 bytes of framing per token. */
+#define CHUNK_HDR_MAX 18 /* 16 digits and CRLF */
 
 static void rearm_timer(struct stream *st);
 static void stream_fail(struct stream *st, enum api_error err, const char *detail);
@@ -470,11 +472,14 @@ static int begin_event(struct stream *st)
 {
     struct worker *w = W(st);
     struct outq *q = &st->c->out;
-    char pre[CHUNK_HDR_LEN + 64];
+    char pre[CHUNK_HDR_MAX + 64];
     int n = 0;
     if (st->chunked_out) {
-        memcpy(pre, "00000000\r\n", CHUNK_HDR_LEN);
-        n = CHUNK_HDR_LEN;
+        unsigned d = w->chunk_digits;
+        memset(pre, '0', d);
+        pre[d] = '\r';
+        pre[d + 1] = '\n';
+        n = (int)d + 2;
     }
     memcpy(pre + n, "id: ", 4);
     n += 4;
@@ -597,7 +602,7 @@ static int finish_event(struct stream *st)
         return -1;
     }
     if (st->chunked_out) {
-        fmt_hex8(base, total - CHUNK_HDR_LEN - trailer);
+        fmt_hexn(base, total - (w->chunk_digits + 2) - trailer, w->chunk_digits);
     }
     st->seq++; /* comments too: every id on the wire is unique and increasing */
     if (st->big) {

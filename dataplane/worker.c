@@ -16,6 +16,7 @@
 #include "dataplane/tls.h"
 #include "dataplane/stream.h"
 #include "dataplane/upstream.h"
+#include "shared/fmt.h"
 #include "shared/log.h"
 
 #define RING_ENTRIES     4096
@@ -286,6 +287,10 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     w.hdr = &shm->seg->hdr[slot_idx];
     w.listen_fd = listen_fd;
     w.tls_fd = tls_fd;
+    /* An event is at most max_event_size (or one slab) plus its id line and
+     * a CRLF; 256 bytes of margin, and its chunk size always fits. */
+    uint64_t biggest = cfg->max_event_size > cfg->slab_size ? cfg->max_event_size : cfg->slab_size;
+    w.chunk_digits = fmt_hex_digits(biggest + 256);
     w.now_ms = clock_mono_ms();
     atomic_store_explicit(&w.hdr->pid, (int32_t)getpid(), memory_order_relaxed);
     if (getrandom(&w.stream_salt, sizeof w.stream_salt, GRND_NONBLOCK) != sizeof w.stream_salt)

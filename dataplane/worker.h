@@ -114,6 +114,7 @@ struct worker {
     uint32_t zc_threshold;  /* 0 = plain sends only */
     unsigned batch_nr;      /* completions the next wait asks for (batch_wait_us) */
     uint32_t zc_copied_run; /* consecutive zero-copy sends the kernel copied anyway */
+    unsigned chunk_digits;  /* width of an event's chunk-size line (stream.c) */
 
     /* admission (admission.c) */
     struct admit_queue aq;

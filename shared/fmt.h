@@ -22,14 +22,24 @@ static inline size_t fmt_u64(char *dst, uint64_t v)
     return n;
 }
 
-/* Writes <v> as exactly 8 lowercase hex digits at dst (no NUL). */
-static inline void fmt_hex8(char *dst, uint32_t v)
+/* Writes <v> as exactly <n> lowercase hex digits at dst (no NUL; leading
+ * zeros; the caller makes n large enough). */
+static inline void fmt_hexn(char *dst, uint32_t v, unsigned n)
 {
     static const char hex[] = "0123456789abcdef";
-    for (int i = 7; i >= 0; i--) {
+    for (unsigned i = n; i-- > 0;) {
         dst[i] = hex[v & 15];
         v >>= 4;
     }
+}
+
+/* Hex digits needed to write <v>. */
+static inline unsigned fmt_hex_digits(uint64_t v)
+{
+    unsigned n = 1;
+    while (v >>= 4)
+        n++;
+    return n;
 }
 
 #endif

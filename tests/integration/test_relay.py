@@ -26,11 +26,13 @@ class RelayTest(SluiceTest):
 
     def test_each_event_is_its_own_chunk(self):
         r = self.chat(headers={"X-Sim-Tokens": "3"})
-        # chunk-size lines are fixed-width hex; each chunk is exactly one event
+        # chunk-size lines are fixed-width hex, as wide as the largest event
+        # needs (max_event_size 256 KiB + the id line: 5 digits); each chunk
+        # is exactly one event
         sizes = re.findall(rb"^([0-9a-f]+)\r\n", r.raw_body, re.M)
         self.assertEqual(sizes[-1], b"0")  # the last-chunk
         sizes = sizes[:-1]
-        self.assertTrue(sizes and all(len(s) == 8 for s in sizes), sizes)
+        self.assertTrue(sizes and all(len(s) == 5 for s in sizes), sizes)
         self.assertEqual(len(sizes), len(sse_events(r.body)))
 
     def test_stream_ids_differ_between_streams(self):
