@@ -148,6 +148,24 @@ class Sluice(Proc):
         return sorted(w["pid"] for w in self.status()["workers"] if not w["draining"])
 
 
+SLUICECTL = os.environ.get("SLUICECTL", "build/supervisor/sluicectl")
+
+
+def ctl(sluice, *args, socket=None):
+    """(exit code, stdout, stderr) of sluicectl against this sluice."""
+    p = subprocess.run([SLUICECTL, "--socket", socket or sluice.control_socket, *args],
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def set_rollout(sluice, feature, pct):
+    """Sets a feature's rollout and waits until the control plane shows it."""
+    rc, out, err = ctl(sluice, "rollout", "set", feature, str(pct))
+    assert rc == 0, (rc, out, err)
+    wait_for(lambda: sluice.metrics().get(
+        'sluice_rollout_percent{feature="%s"}' % feature) == pct, 5, "rollout applied")
+
+
 def parse_metrics(text):
     """{'name{labels}': value} for every sample line."""
     out = {}

@@ -10,13 +10,14 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, LLMLOAD, Conn, Sluice, SluiceTest, build_request, chat_body,
-                     sse_events, tokens_of, wait_for)
+from harness import (CHAT, LLMLOAD, SLUICECTL, Conn, Sluice, SluiceTest, build_request, chat_body,
+                     ctl, sse_events, tokens_of, wait_for)
 from test_supervisor import StreamReader, children_of, wait_until, wait_workers_running
 
-SLUICECTL = os.environ.get("SLUICECTL", "build/supervisor/sluicectl")
 FEATURES = ("adaptive_governor", "http2_transport", "ttft_pipeline", "qos_monitoring",
             "stream_resume")
+
+
 M64 = (1 << 64) - 1
 
 
@@ -32,13 +33,6 @@ def bucket(feature, key):
     h = (h * 0x94d049bb133111eb) & M64
     h ^= h >> 31
     return h % 100
-
-
-def ctl(sluice, *args, socket=None):
-    """(exit code, stdout, stderr) of sluicectl against this sluice."""
-    p = subprocess.run([SLUICECTL, "--socket", socket or sluice.control_socket, *args],
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode, p.stdout, p.stderr
 
 
 def ctl_json(sluice, *args):

@@ -2,13 +2,12 @@
 origins, over HTTP/1.1 and HTTP/2; nothing changes with CORS off."""
 
 import json
-import os
 import subprocess
 import unittest
 
-from harness import CHAT, Conn, SluiceTest, chat_body, sse_events, tokens_of
+from harness import (CHAT, Conn, SluiceTest, chat_body, set_rollout, sse_events, tokens_of)
 
-SLUICECTL = os.environ.get("SLUICECTL", "sluicectl")
+
 APP = "https://app.example.com"
 
 
@@ -76,13 +75,7 @@ class CorsTest(SluiceTest):
         self.assertIsNone(r.header("access-control-allow-origin"))
 
     def test_preflight_over_http2(self):
-        rc, out, err = subprocess.run([SLUICECTL, "--socket", self.sluice.control_socket,
-                                       "rollout", "set", "http2_transport", "100"],
-                                      capture_output=True, text=True).returncode, "", ""
-        self.assertEqual(rc, 0)
-        from harness import wait_for
-        wait_for(lambda: self.sluice.metrics().get(
-            'sluice_rollout_percent{feature="http2_transport"}') == 100, 5, "rollout")
+        set_rollout(self.sluice, "http2_transport", 100)
         p = subprocess.run(["curl", "-sS", "-D", "-", "--http2-prior-knowledge", "-X", "OPTIONS",
                             "-H", "Origin: " + APP, "-H", "Access-Control-Request-Method: POST",
                             "http://127.0.0.1:%d%s" % (self.sluice.port, CHAT)],

@@ -21,22 +21,7 @@ import h2.exceptions
 import h2.events
 import h2.settings
 
-from harness import (CHAT, SluiceTest, chat_body, sse_events, tokens_of, wait_for)
-
-SLUICECTL = os.environ.get("SLUICECTL", "sluicectl")
-
-
-def ctl(sluice, *args):
-    p = subprocess.run([SLUICECTL, "--socket", sluice.control_socket, *args],
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode, p.stdout, p.stderr
-
-
-def set_h2_rollout(sluice, pct):
-    rc, out, err = ctl(sluice, "rollout", "set", "http2_transport", str(pct))
-    assert rc == 0, (rc, out, err)
-    wait_for(lambda: sluice.metrics().get(
-        'sluice_rollout_percent{feature="http2_transport"}') == pct, 5, "rollout applied")
+from harness import (CHAT, SluiceTest, chat_body, set_rollout, sse_events, tokens_of, wait_for)
 
 
 def curl(*args, timeout=30):
@@ -146,7 +131,7 @@ class Http2Test(SluiceTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        set_h2_rollout(cls.sluice, 100)
+        set_rollout(cls.sluice, "http2_transport", 100)
 
     def url(self, path=CHAT):
         return "http://127.0.0.1:%d%s" % (self.sluice.port, path)
@@ -436,7 +421,7 @@ class Http2RolloutTest(SluiceTest):
 
     def test_zero_percent_refuses_and_hundred_serves(self):
         url = "http://127.0.0.1:%d%s" % (self.sluice.port, CHAT)
-        set_h2_rollout(self.sluice, 0)
+        set_rollout(self.sluice, "http2_transport", 0)
         m0 = self.sluice.metrics()
         c = H2Client(self.sluice.port)
         try:
@@ -451,7 +436,7 @@ class Http2RolloutTest(SluiceTest):
         m = self.sluice.metrics()
         self.assertEqual(m["sluice_http2_refused_total"] - m0["sluice_http2_refused_total"], 2)
         self.assertEqual(m["sluice_http2_connections_total"], m0["sluice_http2_connections_total"])
-        set_h2_rollout(self.sluice, 100)
+        set_rollout(self.sluice, "http2_transport", 100)
         rc, out, err = curl("--http2-prior-knowledge", "-d", chat_body(), url)
         self.assertEqual(rc, 0, err)
         self.assertEqual(tokens_of(events_of(out)), [" w0", " w1"])
@@ -466,7 +451,7 @@ class Http2DrainTest(SluiceTest):
 
     def test_drain_sends_goaway_and_finishes_streams(self):
         import re
-        set_h2_rollout(self.sluice, 100)
+        set_rollout(self.sluice, "http2_transport", 100)
         body = os.path.join(self.sluice.dir, "body.json")
         with open(body, "w") as f:
             f.write(chat_body())

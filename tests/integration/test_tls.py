@@ -14,10 +14,9 @@ import tempfile
 import time
 import unittest
 
-from harness import (CHAT, SLUICE, Llmsim, Sluice, SluiceTest, chat_body, free_port, sse_events,
-                     tokens_of, wait_for)
+from harness import (CHAT, SLUICE, Llmsim, Sluice, SluiceTest, chat_body, free_port, set_rollout,
+                     sse_events, tokens_of, wait_for)
 
-SLUICECTL = os.environ.get("SLUICECTL", "sluicectl")
 
 
 def make_cert(d, name, cn="localhost"):
@@ -31,6 +30,8 @@ def make_cert(d, name, cn="localhost"):
 
 
 CERT_DIR = tempfile.mkdtemp(prefix="sluice-tls-")
+
+
 CERT, KEY = make_cert(CERT_DIR, "a")
 TLS_PORT = free_port()
 
@@ -205,12 +206,7 @@ class TlsRolloutTest(SluiceTest):
             self.assertEqual(t.selected_alpn_protocol(), "http/1.1")
         finally:
             t.close()
-        rc, _, err = subprocess.run([SLUICECTL, "--socket", self.sluice.control_socket, "rollout",
-                                     "set", "http2_transport", "100"],
-                                    capture_output=True, text=True).returncode, "", ""
-        self.assertEqual(rc, 0)
-        wait_for(lambda: self.sluice.metrics().get(
-            'sluice_rollout_percent{feature="http2_transport"}') == 100, 5, "rollout")
+        set_rollout(self.sluice, "http2_transport", 100)
         t = tls_conn(self.port, alpn=("h2", "http/1.1"))
         try:
             self.assertEqual(t.selected_alpn_protocol(), "h2")
