@@ -46,6 +46,14 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->tls_handshakes += rd(&c->tls_handshakes);
     s->tls_failures += rd(&c->tls_failures);
     s->tls_resumed += rd(&c->tls_resumed);
+    s->resume_retained += rd(&c->resume_retained);
+    for (unsigned i = 0; i < SHM_RESUME_COUNT; i++)
+        s->resumes[i] += rd(&c->resumes[i]);
+    s->resume_expired += rd(&c->resume_expired);
+    s->resume_takeovers += rd(&c->resume_takeovers);
+    s->resume_dropped += rd(&c->resume_dropped);
+    s->resume_overflows += rd(&c->resume_overflows);
+    s->resume_log_full += rd(&c->resume_log_full);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -113,6 +121,8 @@ void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap)
             snap->queue_len += rdg(&sl->g.queue_len);
             snap->h2_conns += rdg(&sl->g.h2_conns);
             snap->ws_conns += rdg(&sl->g.ws_conns);
+            snap->resume_streams += rdg(&sl->g.resume_streams);
+            snap->resume_bytes += rdg(&sl->g.resume_bytes);
             snap->ring_dropped += shm_ring_dropped(shm_ev_ring(shm, i));
         }
         snap->ring_dropped += rd(&seg->retired_ring_dropped);
@@ -247,6 +257,33 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
     counter(b, "sluice_tls_failures_total", "TLS handshakes or records that failed.",
             s->tls_failures);
     counter(b, "sluice_connections_total", "Client connections accepted.", s->accepted);
+    gauge(b, "sluice_resume_streams", "Resumable streams retained for a client that left.",
+          s->resume_streams);
+    gauge(b, "sluice_resume_buffer_bytes", "Memory of the event logs of resumable streams.",
+          s->resume_bytes);
+    counter(b, "sluice_resume_retained_total",
+            "Resumable streams kept (not cancelled) after their client left.", s->resume_retained);
+    static const char *const res[SHM_RESUME_COUNT] = {"ok", "relayed", "not_found", "gap",
+                                                      "invalid"};
+    sbuf_puts(b, "# HELP sluice_resume_requests_total Resume requests (GET /v1/streams/ID), by "
+                 "result.\n# TYPE sluice_resume_requests_total counter\n");
+    for (unsigned i = 0; i < SHM_RESUME_COUNT; i++)
+        sbuf_printf(b, "sluice_resume_requests_total{result=\"%s\"} %llu\n", res[i],
+                    (unsigned long long)s->resumes[i]);
+    counter(b, "sluice_resume_expired_total",
+            "Retained streams nobody resumed within resume_retention_s.", s->resume_expired);
+    counter(b, "sluice_resume_takeovers_total",
+            "Resumes that took a stream over from an older connection.", s->resume_takeovers);
+    sbuf_puts(b, "# HELP sluice_resume_dropped_total Retained events dropped: finished streams "
+                 "for memory, logs with no room at all.\n"
+                 "# TYPE sluice_resume_dropped_total counter\n");
+    sbuf_printf(b, "sluice_resume_dropped_total{reason=\"memory\"} %llu\n",
+                (unsigned long long)s->resume_dropped);
+    sbuf_printf(b, "sluice_resume_dropped_total{reason=\"overflow\"} %llu\n",
+                (unsigned long long)s->resume_overflows);
+    counter(b, "sluice_resume_log_full_total",
+            "Times a backend was paused because a resumable stream's event log was full.",
+            s->resume_log_full);
     sbuf_puts(b, "# HELP sluice_upstream_connections Backend connections, by state.\n"
                  "# TYPE sluice_upstream_connections gauge\n");
     sbuf_printf(b, "sluice_upstream_connections{state=\"busy\"} %lld\n",

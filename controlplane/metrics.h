@@ -58,6 +58,9 @@ struct metrics_snapshot {
     int64_t h2_conns;
     uint64_t ws_conns_total, ws_msgs_in, ws_msgs_out;
     uint64_t tls_handshakes, tls_failures, tls_resumed;
+    uint64_t resume_retained, resumes[SHM_RESUME_COUNT], resume_expired, resume_takeovers;
+    uint64_t resume_dropped, resume_overflows, resume_log_full;
+    int64_t resume_streams, resume_bytes;
     int64_t ws_conns;
     int64_t admitted_now;
     int64_t queue_len;

@@ -9,6 +9,7 @@
 #include "dataplane/api_error.h"
 #include "dataplane/auth.h"
 #include "dataplane/client.h"
+#include "dataplane/resume.h"
 #include "dataplane/stream.h"
 #include "dataplane/worker.h"
 #include "shared/clock.h"
@@ -87,7 +88,7 @@ void adm_event(struct worker *w, const struct ev_rec *ev)
 static void stream_event(struct stream *st, uint8_t type, uint8_t reason, uint32_t count,
                          uint64_t value)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     struct ev_rec ev = {
         .type = type,
         .reason = reason,
@@ -105,7 +106,7 @@ static void stream_event(struct stream *st, uint8_t type, uint8_t reason, uint32
 
 static void reject(struct stream *st, enum ev_reject why)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     shm_add(&w->slot->c.rejected[why], 1);
     stream_event(st, EV_REJECT, (uint8_t)why, 0, 0);
 }
@@ -137,7 +138,7 @@ static uint32_t budget_retry_s(const struct shm_tenant *t, int64_t want)
 /* Tenant checks (2 and 3 of the header); 0 or -api_error. */
 static int tenant_check(struct stream *st)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     if (st->tenant == UINT16_MAX)
         return 0;
     struct shm_tenant *t = tenant_of(w, st->tenant);
@@ -162,7 +163,7 @@ static int tenant_check(struct stream *st)
 /* Takes the slot, the tenant's stream and the reservation.  0 or -api_error. */
 static int admit(struct stream *st)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     if (st->tenant != UINT16_MAX) {
         struct shm_tenant *t = tenant_of(w, st->tenant);
         uint64_t tpm = atomic_load_explicit(&t->tokens_per_minute, memory_order_relaxed);
@@ -281,7 +282,7 @@ int adm_begin(struct stream *st, uint32_t max_tokens, uint32_t cost)
 
 void adm_end(struct stream *st)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     if (aq_queued(&st->aq)) {
         aq_remove(&w->aq, &st->aq);
         queue_gauge(w);
@@ -316,7 +317,7 @@ void adm_end(struct stream *st)
 
 bool adm_charge(struct stream *st)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     if (st->budgeted) {
         if (st->reserved > 0) {
             st->reserved--;
@@ -352,7 +353,7 @@ bool adm_charge(struct stream *st)
 
 void adm_charge_all(struct stream *st, uint32_t tokens)
 {
-    struct worker *w = st->c->w;
+    struct worker *w = st->w;
     if (st->budgeted) {
         int64_t n = tokens, covered = 0;
         int64_t r = n < st->reserved ? n : st->reserved;
@@ -460,7 +461,7 @@ static struct stream *find_stream(struct worker *w, const char *id)
         if (c->st && strncmp(c->st->id, id, EV_STREAM_ID_LEN) == 0)
             return c->st;
     }
-    return NULL;
+    return resume_find(w, id); /* a stream retained for a client that left */
 }
 
 void adm_poll_commands(struct worker *w)

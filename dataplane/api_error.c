@@ -70,6 +70,13 @@ static const struct api_error_def defs[API_ERR__COUNT] = {
                                "the backends are at capacity; no admission in time"},
     [API_ERR_CANCELLED] = {503, 0, "server_error", "cancelled",
                            "the stream was cancelled by the operator"},
+    [API_ERR_STREAM_NOT_FOUND] = {404, 0, "invalid_request_error", "stream_not_found",
+                                  "no such stream, or it is no longer retained"},
+    [API_ERR_RESUME_GAP] = {410, 0, "invalid_request_error", "resume_gap",
+                            "the events after Last-Event-ID are no longer retained"},
+    [API_ERR_BAD_LAST_EVENT_ID] = {400, 0, "invalid_request_error", "invalid_last_event_id",
+                                   "Last-Event-ID must be <stream-id>:<seq> of this stream, "
+                                   "at most its last event"},
 };
 
 int api_error_status(enum api_error e)

@@ -41,6 +41,9 @@ enum api_error {
     API_ERR_TENANT_EXHAUSTED,    /* 429 (stream) the budget ran out while streaming */
     API_ERR_QUEUE_TIMEOUT,       /* 503 no admission within queue_ttl_ms (or shed) */
     API_ERR_CANCELLED,           /* 503 (stream) ended by the operator */
+    API_ERR_STREAM_NOT_FOUND,    /* 404 resume: unknown, expired or another tenant's stream */
+    API_ERR_RESUME_GAP,          /* 410 resume: events after Last-Event-ID no longer retained */
+    API_ERR_BAD_LAST_EVENT_ID,   /* 400 resume: Last-Event-ID not "<stream-id>:<seq>" of it */
     API_ERR__COUNT,
 };
 

@@ -46,6 +46,7 @@ static const struct {
     {404, "Not Found"},
     {405, "Method Not Allowed"},
     {408, "Request Timeout"},
+    {410, "Gone"},
     {413, "Content Too Large"},
     {414, "URI Too Long"},
     {422, "Unprocessable Content"},
@@ -100,7 +101,7 @@ static void arm_recv(struct conn *c)
     c->recv_armed = true;
 }
 
-void client_accept(struct worker *w, int fd, bool fixed, bool tls)
+struct conn *client_accept(struct worker *w, int fd, bool fixed, bool tls)
 {
     struct conn *c = NULL;
     if (w->nconns < w->cfg->max_connections)
@@ -113,7 +114,7 @@ void client_accept(struct worker *w, int fd, bool fixed, bool tls)
         else
             io_uring_prep_close(sqe, fd);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
-        return;
+        return NULL;
     }
     c->w = w;
     c->fd = fd;
@@ -129,11 +130,12 @@ void client_accept(struct worker *w, int fd, bool fixed, bool tls)
     shm_add(&w->slot->c.accepted, 1);
     if (tls && tls_conn_start(c, w->tls_ctx, h2_allowed(w, client_conn_bucket(c))) < 0) {
         close_now(c);
-        return;
+        return NULL;
     }
     arm_recv(c);
     set_timer(c, w->cfg->header_timeout_ms);
     c->head_timing = true;
+    return c;
 }
 
 void client_rearm(struct conn *c)
@@ -218,7 +220,7 @@ void client_reset_request(struct conn *c)
 {
     struct worker *w = c->w;
     if (c->st) {
-        stream_free(c->st);
+        stream_release(c->st, false);
         c->st = NULL;
     }
     free(c->body);
@@ -605,8 +607,7 @@ static void close_conn(struct conn *c, bool rst)
         return;
     count_request(c);
     if (c->st) {
-        stream_on_client_gone(c->st);
-        stream_free(c->st);
+        stream_release(c->st, true);
         c->st = NULL;
     }
     if (c->h2)

@@ -44,6 +44,7 @@ enum route {
     ROUTE_HEALTHZ,
     ROUTE_PREFLIGHT, /* a CORS preflight, answered here */
     ROUTE_WS,        /* GET /v1/stream, a WebSocket upgrade */
+    ROUTE_RESUME,    /* GET /v1/streams/<id>, resuming a stream (resume.c) */
 };
 
 struct stream;
@@ -78,6 +79,7 @@ struct conn {
     bool close_deferred; /* close once that shutdown completes */
     bool rst;            /* close with a reset */
     bool virt;           /* a virtual connection: one HTTP/2 stream, no socket */
+    bool internal;       /* from another worker, over its resume socket (resume.c) */
     uint16_t inflight;
     struct h2_sess *h2;    /* this socket speaks HTTP/2 (h2_conn.c) */
     struct h2_stream *h2s; /* virt: the stream it serves */
@@ -120,11 +122,13 @@ struct conn {
     uint16_t status;                    /* status of the response being sent */
     uint32_t retry_after_s;             /* overrides the error's Retry-After once */
     uint8_t rollout_bucket[FEAT_COUNT]; /* the request's bucket per feature (0..99) */
+    char resume_id[16 + 1];             /* ROUTE_RESUME: the stream asked for (STREAM_ID_LEN) */
+    uint64_t resume_after;              /* ... and its client's Last-Event-ID seq */
 };
 
 /* A new connection from the accept ring (fd = fixed index when <fixed>),
- * on the TLS listener when <tls>. */
-void client_accept(struct worker *w, int fd, bool fixed, bool tls);
+ * on the TLS listener when <tls>.  NULL when it was refused (closed). */
+struct conn *client_accept(struct worker *w, int fd, bool fixed, bool tls);
 
 /* The http2_transport bucket of a connection that has sent no request: a
  * connection has no session id or tenant yet, so it is bucketed by the

@@ -11,6 +11,7 @@
 #include "dataplane/auth.h"
 #include "dataplane/cors.h"
 #include "dataplane/h2_conn.h"
+#include "dataplane/resume.h"
 #include "dataplane/route.h"
 #include "dataplane/stream.h"
 #include "dataplane/ws_conn.h"
@@ -140,6 +141,9 @@ static void dispatch(struct conn *c)
         return;
     case ROUTE_WS:
         client_respond_error(c, API_ERR_BAD_REQUEST, "expected a WebSocket upgrade");
+        return;
+    case ROUTE_RESUME:
+        resume_dispatch(c);
         return;
     case ROUTE_HEALTHZ:
         if (w->draining) {
@@ -309,7 +313,10 @@ static void on_head(struct conn *c, const struct h1_request *req)
     c->route =
         route_match(req->method, req->method_len, req->path, req->path_len, &method_ok, &allow);
     c->allow = allow;
-    if (preflight) {
+    if (c->internal && c->route != ROUTE_RESUME) {
+        /* Another worker only ever relays resumes here. */
+        set_pending_err(c, API_ERR_NOT_FOUND, "no route for ", req->path, req->path_len);
+    } else if (preflight) {
         c->route = ROUTE_PREFLIGHT;
         if (!c->cors)
             c->pending_err = API_ERR_FORBIDDEN;
@@ -319,6 +326,8 @@ static void on_head(struct conn *c, const struct h1_request *req)
         set_pending_err(c, API_ERR_METHOD, "method not allowed; use ", allow, strlen(allow));
     } else if (!c->tenant && c->route != ROUTE_HEALTHZ) {
         c->pending_err = API_ERR_UNAUTHORIZED;
+    } else if (c->route == ROUTE_RESUME) {
+        resume_on_head(c, req);
     } else if (c->route != ROUTE_HEALTHZ) {
         if (route_build_head(req, &cfg->backends[0], cfg->auth_enabled, c->reqid, c->reqid_len,
                              &c->up_head, &c->up_head_len, &c->up_head_cap) < 0)
@@ -350,7 +359,8 @@ static void on_head(struct conn *c, const struct h1_request *req)
     c->body_chunked = req->flags & H1_F_CHUNKED;
     c->body_left = c->body_chunked ? 0 : req->content_length;
     c->body_discard = c->pending_err >= 0 || c->route == ROUTE_HEALTHZ ||
-                      c->route == ROUTE_MODELS || c->route == ROUTE_PREFLIGHT;
+                      c->route == ROUTE_MODELS || c->route == ROUTE_PREFLIGHT ||
+                      c->route == ROUTE_RESUME;
     if (c->body_chunked)
         h1_chunked_init(&c->chunk, true);
     if (!has_body) {

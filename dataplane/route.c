@@ -36,6 +36,13 @@ enum route route_match(const char *method, size_t method_len, const char *path, 
     /* A trailing slash is the same resource: clients and SDKs add one. */
     if (path_len > 1 && path[path_len - 1] == '/')
         path_len--;
+    static const char streams[] = "/v1/streams/";
+    if (path_len > sizeof streams - 1 && memcmp(path, streams, sizeof streams - 1) == 0) {
+        /* the stream id follows; resume.c reads it */
+        *allow = "GET";
+        *method_ok = eq(method, method_len, "GET");
+        return ROUTE_RESUME;
+    }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!eq(path, path_len, routes[i].path))
             continue;

@@ -11,6 +11,7 @@
 #include "dataplane/admission.h"
 #include "dataplane/api_error.h"
 #include "dataplane/client.h"
+#include "dataplane/resume.h"
 #include "dataplane/route.h"
 #include "dataplane/upstream.h"
 #include "shared/fmt.h"
@@ -24,11 +25,45 @@
 #define CHUNK_HDR_MAX 18 /* 16 digits and CRLF */
 
 static void rearm_timer(struct stream *st);
+static int big_append(struct stream *st, const char *p, size_t n);
 static void stream_fail(struct stream *st, enum api_error err, const char *detail);
 
 static struct worker *W(const struct stream *st)
 {
-    return st->c->w;
+    return st->w;
+}
+
+static struct stream *stream_new(struct conn *c, char *head, uint32_t head_len, uint32_t head_cap,
+                                 const char *body, uint64_t body_len)
+{
+    struct worker *w = c->w;
+    struct stream *st = calloc(1, sizeof *st);
+    if (!st || route_finish_head(&head, &head_len, &head_cap, body != NULL, body_len) < 0) {
+        free(st);
+        free(head);
+        return NULL;
+    }
+    st->w = w;
+    st->c = c;
+    c->st = st;
+    st->tenant_name = c->tenant;
+    st->pool = &w->pools[0];
+    snprintf(st->id, sizeof st->id, "%02x%06x%08x", w->id & 0xff, w->stream_salt & 0xffffff,
+             ++w->stream_counter);
+    st->t0_ns = c->t_start_ns;
+    st->t_last_ns = st->t0_ns;
+    st->req_head = head;
+    st->req_head_len = head_len;
+    st->req_head_cap = head_cap;
+    st->req_body = body;
+    st->req_body_len = body ? body_len : 0;
+    usage_scan_init(&st->usage);
+    st->timer.kind = TK_STREAM;
+    list_init(&st->wait_node);
+    list_init(&st->ft_node);
+    sse_framer_init(&st->fr);
+    st->tenant = UINT16_MAX;
+    return st;
 }
 
 int stream_start(struct conn *c, bool is_completion, bool client_sse, const char *model, char *head,
@@ -36,33 +71,12 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
                  uint32_t max_tokens)
 {
     struct worker *w = c->w;
-    struct stream *st = calloc(1, sizeof *st);
-    if (!st || route_finish_head(&head, &head_len, &head_cap, body != NULL, body_len) < 0) {
-        free(st);
-        free(head);
+    struct stream *st = stream_new(c, head, head_len, head_cap, body, body_len);
+    if (!st)
         return -ENOMEM;
-    }
-    st->c = c;
-    c->st = st;
-    st->pool = &w->pools[0];
-    snprintf(st->id, sizeof st->id, "%02x%06x%08x", w->id & 0xff, w->stream_salt & 0xffffff,
-             ++w->stream_counter);
-    st->t0_ns = c->t_start_ns;
-    st->t_last_ns = st->t0_ns;
     snprintf(st->model, sizeof st->model, "%s", model);
-    st->req_head = head;
-    st->req_head_len = head_len;
-    st->req_head_cap = head_cap;
-    st->req_body = body;
-    st->req_body_len = body ? body_len : 0;
     st->is_completion = is_completion;
     st->client_sse = client_sse;
-    usage_scan_init(&st->usage);
-    st->timer.kind = TK_STREAM;
-    list_init(&st->wait_node);
-    list_init(&st->ft_node);
-    sse_framer_init(&st->fr);
-    st->tenant = UINT16_MAX;
     if (is_completion)
         shm_gauge_add(&w->slot->g.streams_active, 1);
     rearm_timer(st);
@@ -73,9 +87,28 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
             stream_admission_failed(st, -ret);
             return 0;
         }
+        /* A stream over WebSocket is answered in messages, not SSE: it has
+         * no ids to resume from. */
+        if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
+            w->cfg->resume_retention_s)
+            (void)resume_track(st);
         if (ret == ADM_QUEUED)
             return 0;
     }
+    stream_admitted(st);
+    return 0;
+}
+
+int stream_start_forward(struct conn *c, struct backend_pool *pool, char *head, uint32_t head_len,
+                         uint32_t head_cap)
+{
+    struct stream *st = stream_new(c, head, head_len, head_cap, NULL, 0);
+    if (!st)
+        return -ENOMEM;
+    st->pool = pool;
+    st->client_sse = true;
+    st->forwarded = true;
+    rearm_timer(st);
     stream_admitted(st);
     return 0;
 }
@@ -106,6 +139,8 @@ void stream_cancel(struct stream *st)
 void stream_free(struct stream *st)
 {
     struct worker *w = W(st);
+    if (st->rt)
+        resume_untrack(st);
     if (st->up) {
         struct upconn *u = st->up;
         st->up = NULL;
@@ -124,22 +159,42 @@ void stream_free(struct stream *st)
 
 /* ---- timers -------------------------------------------------------------- */
 
+/* The backend's receive is stopped because nobody reads: the client is
+ * slow, or the event log of a resumable stream is full. */
+static bool held(const struct stream *st)
+{
+    return st->paused || (st->rt && st->rt->log_paused);
+}
+
+static bool detached(const struct stream *st)
+{
+    return st->rt && st->rt->detached;
+}
+
 static void rearm_timer(struct stream *st)
 {
     struct worker *w = W(st);
     const struct config *cfg = w->cfg;
-    if (st->phase == SP_DONE) {
-        tw_cancel(&w->tw, &st->timer);
-        return;
+    uint64_t when = UINT64_MAX;
+    if (st->phase != SP_DONE) {
+        if (held(st))
+            when = detached(st) ? UINT64_MAX : st->blocked_since_ms + cfg->slow_consumer_timeout_ms;
+        else if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM))
+            when = st->t0_ns / 1000000 + cfg->first_token_timeout_ms;
+        else
+            when = st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms;
     }
-    uint64_t when;
-    if (st->paused)
-        when = st->blocked_since_ms + cfg->slow_consumer_timeout_ms;
-    else if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM))
-        when = st->t0_ns / 1000000 + cfg->first_token_timeout_ms;
+    if (detached(st) && st->rt->until_ms < when)
+        when = st->rt->until_ms;
+    if (when == UINT64_MAX)
+        tw_cancel(&w->tw, &st->timer);
     else
-        when = st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms;
-    tw_set(&w->tw, &st->timer, when);
+        tw_set(&w->tw, &st->timer, when);
+}
+
+void stream_rearm_timer(struct stream *st)
+{
+    rearm_timer(st);
 }
 
 void stream_on_timer(struct stream *st)
@@ -147,17 +202,21 @@ void stream_on_timer(struct stream *st)
     struct worker *w = W(st);
     const struct config *cfg = w->cfg;
     uint64_t now = w->now_ms;
-    if (st->phase == SP_DONE)
+    if (detached(st) && resume_expired(st))
+        return; /* freed */
+    if (st->phase == SP_DONE) {
+        rearm_timer(st);
         return;
-    if (st->paused) {
-        if (now < st->blocked_since_ms + cfg->slow_consumer_timeout_ms) {
+    }
+    if (held(st)) {
+        if (detached(st) || now < st->blocked_since_ms + cfg->slow_consumer_timeout_ms) {
             rearm_timer(st);
             return;
         }
         shm_add(&w->slot->c.slow_consumers, 1);
         log_info("stream %s: client read nothing for %u ms with %llu bytes queued: cut", st->id,
                  cfg->slow_consumer_timeout_ms, (unsigned long long)outq_pending(&st->c->out));
-        client_abort_reset(st->c); /* frees st */
+        client_abort_reset(st->c); /* frees st, or detaches it (resume) */
         return;
     }
     if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM)) {
@@ -179,10 +238,11 @@ void stream_on_timer(struct stream *st)
 
 /* ---- failure --------------------------------------------------------------- */
 
+static int emit_event(struct stream *st, const char *p, size_t n);
+
 static int write_error_event(struct stream *st, enum api_error err, const char *detail)
 {
     struct worker *w = W(st);
-    struct outq *q = &st->c->out;
     char json[768];
     char ev[1024];
     size_t jl = api_error_json(json, sizeof json, err, detail);
@@ -191,6 +251,22 @@ static int write_error_event(struct stream *st, enum api_error err, const char *
     int n = snprintf(ev, sizeof ev, "event: error\ndata: %.*s\n\n", (int)jl, json);
     if (n < 0 || (size_t)n >= sizeof ev)
         return -EINVAL;
+    if (st->rt) {
+        /* A resumable stream's error is an event like the others (with its
+         * id, in the log), so a client that resumes later sees it too. */
+        if (emit_event(st, ev, (size_t)n) < 0)
+            return -ENOBUFS;
+        if (st->heap_events) {
+            resume_ended(st);
+            return 0;
+        }
+        if (st->chunked_out && outq_write(&st->c->out, &w->slabs, "0\r\n\r\n", 5))
+            return -ENOBUFS;
+        outq_commit(&st->c->out);
+        client_stream_done(st->c);
+        return 0;
+    }
+    struct outq *q = &st->c->out;
     if (st->chunked_out) {
         char hdr[16];
         int hl = snprintf(hdr, sizeof hdr, "%x\r\n", n);
@@ -230,6 +306,8 @@ static void finish(struct stream *st, bool cancel)
         upstream_release(u, cancel);
     }
     st->phase = SP_DONE;
+    if (st->rt)
+        st->rt->ended = true;
     adm_end(st);
     tw_cancel(&w->tw, &st->timer);
     if (list_linked(&st->wait_node))
@@ -243,6 +321,11 @@ static void stream_fail(struct stream *st, enum api_error err, const char *detai
 {
     struct worker *w = W(st);
     struct conn *c = st->c;
+    /* Writing the error event can itself fail (no buffer): that failure
+     * must not report again, it only makes the event not happen. */
+    if (st->failing)
+        return;
+    st->failing = true;
     finish(st, true);
     drop_partial_event(st);
     if (!st->head_committed) {
@@ -253,10 +336,14 @@ static void stream_fail(struct stream *st, enum api_error err, const char *detai
         return;
     }
     if (st->mode == RM_SSE && write_error_event(st, err, detail) == 0) {
-        client_stream_done(c);
+        if (!st->rt)
+            client_stream_done(c);
         return;
     }
-    client_abort(c); /* frees st */
+    if (c)
+        client_abort(c); /* frees st, or detaches it */
+    else
+        stream_abandon(st);
 }
 
 void stream_on_upstream_error(struct stream *st, int api_err)
@@ -272,6 +359,14 @@ void stream_on_upstream_error(struct stream *st, int api_err)
         if (upstream_acquire(w, st->pool, st) == 0)
             return;
     }
+    if (st->forwarded) {
+        /* The worker named by the id is gone (restarted, drained), and
+         * with it the stream; or it broke off the relay. */
+        log_info("stream resume %.*s: the owning worker: %s", (int)st->c->reqid_len, st->c->reqid,
+                 api_error_code((enum api_error)api_err));
+        stream_fail(st, st->phase == SP_UPSTREAM ? API_ERR_STREAM_NOT_FOUND : api_err, NULL);
+        return;
+    }
     shm_add(&w->slot->c.upstream_errors, 1);
     adm_backend_error(st, api_err);
     log_info("stream %s: backend %s: %s", st->id, st->pool->be->name,
@@ -284,13 +379,57 @@ void stream_on_client_gone(struct stream *st)
     finish(st, true);
 }
 
+void stream_release(struct stream *st, bool gone)
+{
+    if (st->rt && resume_detach(st))
+        return;
+    if (gone)
+        finish(st, true);
+    stream_free(st);
+}
+
+void stream_to_heap(struct stream *st)
+{
+    struct worker *w = W(st);
+    if (st->heap_events)
+        return;
+    uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
+    if (st->in_event && !st->big) {
+        /* The event is contiguous in the outq (append_event keeps it so). */
+        struct outq *q = &st->c->out;
+        uint32_t since = outq_since(q, &w->slabs, &st->ev_mark);
+        const char *src = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
+        st->big_len = 0;
+        if (big_append(st, src, since) < 0)
+            return; /* failed the stream */
+        outq_truncate(q, &w->slabs, &st->ev_mark);
+    }
+    if (st->in_event && framing) {
+        memmove(st->big, st->big + framing, st->big_len - framing);
+        st->big_len -= framing;
+        st->ev_prefix -= framing;
+    }
+    st->chunked_out = false;
+    st->heap_events = true;
+}
+
+void stream_abandon(struct stream *st)
+{
+    if (st->c)
+        st->c->st = NULL;
+    st->c = NULL;
+    finish(st, st->phase != SP_DONE);
+    stream_free(st);
+}
+
 /* ---- the response head ---------------------------------------------------- */
 
 static bool hop_by_hop(const struct h1_response *r, const struct h1_header *h)
 {
     static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length",
-        "te",         "trailer",    "upgrade",          "x-request-id",      "server",
+        "connection",     "keep-alive", "proxy-connection",  "transfer-encoding",
+        "content-length", "te",         "trailer",           "upgrade",
+        "x-request-id",   "server",     "x-accel-buffering", /* sluice adds its own */
     };
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
@@ -393,7 +532,9 @@ nobufs:
 static void backpressure(struct stream *st)
 {
     struct worker *w = W(st);
-    if (!st->up || st->paused || st->slab_paused)
+    /* Events on the heap go to the event log, which holds the backend
+     * itself when full (resume.c). */
+    if (!st->up || st->paused || st->slab_paused || st->heap_events)
         return;
     if (outq_pending(&st->c->out) >= w->cfg->stream_buffer_max) {
         st->paused = true;
@@ -408,23 +549,29 @@ static void backpressure(struct stream *st)
     }
 }
 
+void stream_upstream_kick(struct stream *st)
+{
+    if (st->up && !st->paused && !st->slab_paused && !(st->rt && st->rt->log_paused))
+        upstream_resume(st->up);
+}
+
 void stream_on_client_sent(struct stream *st)
 {
     struct worker *w = W(st);
     if (st->paused && outq_pending(&st->c->out) < w->cfg->stream_buffer_max / 2) {
         st->paused = false;
         st->t_last_ns = clock_mono_ns();
-        if (st->up && !st->slab_paused)
-            upstream_resume(st->up);
+        stream_upstream_kick(st);
         rearm_timer(st);
     }
+    if (st->rt && st->rt->replaying)
+        resume_pump(st);
 }
 
 void stream_slab_resume(struct stream *st)
 {
     st->slab_paused = false;
-    if (st->up && !st->paused)
-        upstream_resume(st->up);
+    stream_upstream_kick(st);
 }
 
 void stream_on_sent(struct stream *st)
@@ -471,9 +618,24 @@ static int relay_raw(struct stream *st, const char *p, size_t len)
 static int begin_event(struct stream *st)
 {
     struct worker *w = W(st);
-    struct outq *q = &st->c->out;
     char pre[CHUNK_HDR_MAX + 64];
     int n = 0;
+    if (st->heap_events) {
+        /* The log keeps events without transport framing. */
+        memcpy(pre, "id: ", 4);
+        memcpy(pre + 4, st->id, STREAM_ID_LEN);
+        n = 4 + STREAM_ID_LEN;
+        pre[n++] = ':';
+        n += (int)fmt_u64(pre + n, st->seq + 1);
+        pre[n++] = '\n';
+        st->big_len = 0;
+        st->ev_prefix = (uint32_t)n;
+        if (big_append(st, pre, (size_t)n) < 0)
+            return -1;
+        st->in_event = true;
+        return 0;
+    }
+    struct outq *q = &st->c->out;
     if (st->chunked_out) {
         unsigned d = w->chunk_digits;
         memset(pre, '0', d);
@@ -481,13 +643,16 @@ static int begin_event(struct stream *st)
         pre[d + 1] = '\n';
         n = (int)d + 2;
     }
-    memcpy(pre + n, "id: ", 4);
-    n += 4;
-    memcpy(pre + n, st->id, STREAM_ID_LEN);
-    n += STREAM_ID_LEN;
-    pre[n++] = ':';
-    n += (int)fmt_u64(pre + n, st->seq + 1);
-    pre[n++] = '\n';
+    if (!st->forwarded) {
+        /* (A relayed resume's events carry the owner's ids already.) */
+        memcpy(pre + n, "id: ", 4);
+        n += 4;
+        memcpy(pre + n, st->id, STREAM_ID_LEN);
+        n += STREAM_ID_LEN;
+        pre[n++] = ':';
+        n += (int)fmt_u64(pre + n, st->seq + 1);
+        pre[n++] = '\n';
+    }
     int err = outq_mark(q, &w->slabs, &st->ev_mark);
     char *dst = err ? NULL : outq_extend_contig(q, &w->slabs, &st->ev_mark, (size_t)n, &err);
     if (!dst) {
@@ -510,7 +675,7 @@ static int big_append(struct stream *st, const char *p, size_t n)
         return -1;
     }
     if (st->big_len + n > st->big_cap) {
-        size_t cap = st->big_cap ? st->big_cap : 65536;
+        size_t cap = st->big_cap ? st->big_cap : st->heap_events ? 4096 : 65536;
         while (cap < st->big_len + n)
             cap *= 2;
         if (cap > limit)
@@ -533,9 +698,9 @@ static int big_append(struct stream *st, const char *p, size_t n)
 static int append_event(struct stream *st, const char *p, size_t n)
 {
     struct worker *w = W(st);
-    struct outq *q = &st->c->out;
     if (st->big)
         return big_append(st, p, n);
+    struct outq *q = &st->c->out;
     int err = 0;
     char *dst = outq_extend_contig(q, &w->slabs, &st->ev_mark, n, &err);
     if (dst) {
@@ -560,12 +725,19 @@ static void count_token(struct stream *st)
 {
     struct worker *w = W(st);
     uint64_t now = clock_mono_ns();
+    if (st->forwarded) {
+        /* A relayed resume: the owner counted these tokens already. */
+        st->first_content = true;
+        st->t_last_ns = now;
+        return;
+    }
     if (!st->first_content) {
         st->first_content = true;
         if (st->is_completion) {
             if (!st->ttft_hist)
-                st->ttft_hist = shm_ttft_hist(w->slot, st->c->tenant ? st->c->tenant : "default",
-                                              st->pool->be->name, st->model);
+                st->ttft_hist =
+                    shm_ttft_hist(w->slot, st->tenant_name ? st->tenant_name : "default",
+                                  st->pool->be->name, st->model);
             hist_record(st->ttft_hist, &hist_ttft_bounds, (now - st->t0_ns) / 1000);
             adm_first_token(st, (now - st->t0_ns) / 1000);
         }
@@ -577,9 +749,51 @@ static void count_token(struct stream *st)
     shm_add(&w->slot->c.tokens, 1);
 }
 
+/* What every finished event does to the stream's clocks and counts. */
+static void after_event(struct stream *st, unsigned flags)
+{
+    if (flags & SSE_EV_CONTENT)
+        count_token(st);
+    else
+        st->t_last_ns = st->first_content ? clock_mono_ns() : st->t_last_ns;
+    if (flags & SSE_EV_DONE)
+        st->done_seen = true;
+    rearm_timer(st);
+    if (st->c)
+        worker_mark_dirty(W(st), st->c);
+}
+
+/* The tenant cannot pay for this token: it does not go out. */
+static bool unpaid(struct stream *st, unsigned flags)
+{
+    if (!(flags & SSE_EV_CONTENT) || !st->is_completion || adm_charge(st))
+        return false;
+    drop_partial_event(st);
+    stream_fail(st, API_ERR_TENANT_EXHAUSTED, NULL);
+    return true;
+}
+
+/* An event assembled on the heap goes to the event log only (resume.c
+ * sends it on to an attached client from there). */
+static int finish_heap_event(struct stream *st)
+{
+    unsigned flags = sse_event_scan(st->big + st->ev_prefix, st->big_len - st->ev_prefix);
+    if (unpaid(st, flags))
+        return -1;
+    st->seq++;
+    st->in_event = false;
+    uint32_t n = st->big_len;
+    st->big_len = 0; /* the buffer is kept for the next event */
+    resume_record(st, st->big, n);
+    after_event(st, flags);
+    return 0;
+}
+
 static int finish_event(struct stream *st)
 {
     struct worker *w = W(st);
+    if (st->heap_events)
+        return finish_heap_event(st);
     struct conn *c = st->c;
     struct outq *q = &c->out;
     if (st->chunked_out && append_event(st, "\r\n", 2) < 0)
@@ -594,17 +808,16 @@ static int finish_event(struct stream *st)
         total = outq_since(q, &w->slabs, &st->ev_mark);
     }
     uint32_t trailer = st->chunked_out ? 2 : 0;
+    uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
     unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
-    if ((flags & SSE_EV_CONTENT) && st->is_completion && !adm_charge(st)) {
-        /* The tenant cannot pay for this token: it does not go out. */
-        drop_partial_event(st);
-        stream_fail(st, API_ERR_TENANT_EXHAUSTED, NULL);
+    if (unpaid(st, flags))
         return -1;
-    }
     if (st->chunked_out) {
-        fmt_hexn(base, total - (w->chunk_digits + 2) - trailer, w->chunk_digits);
+        fmt_hexn(base, total - framing - trailer, w->chunk_digits);
     }
     st->seq++; /* comments too: every id on the wire is unique and increasing */
+    if (st->rt)
+        resume_record(st, base + framing, total - framing - trailer);
     if (st->big) {
         int err = outq_write(q, &w->slabs, st->big, st->big_len);
         free(st->big);
@@ -618,15 +831,16 @@ static int finish_event(struct stream *st)
     }
     st->in_event = false;
     commit(st);
-    if (flags & SSE_EV_CONTENT)
-        count_token(st);
-    else
-        st->t_last_ns = st->first_content ? clock_mono_ns() : st->t_last_ns;
-    if (flags & SSE_EV_DONE)
-        st->done_seen = true;
-    rearm_timer(st);
-    worker_mark_dirty(w, c);
+    after_event(st, flags);
     return 0;
+}
+
+/* Emits a whole event made here (not relayed), the way relayed ones go. */
+static int emit_event(struct stream *st, const char *p, size_t n)
+{
+    if (begin_event(st) < 0 || append_event(st, p, n) < 0)
+        return -1;
+    return finish_event(st);
 }
 
 int stream_on_body(struct stream *st, const char *p, size_t len)
@@ -678,6 +892,12 @@ void stream_on_body_end(struct stream *st)
             n = st->want_tokens > 0 && st->want_tokens <= UINT32_MAX ? (uint32_t)st->want_tokens
                                                                      : 0;
         adm_charge_all(st, n);
+    }
+    if (st->heap_events) {
+        /* The end goes to the client once it has caught up (resume.c). */
+        finish(st, false);
+        resume_ended(st);
+        return;
     }
     if (st->chunked_out && outq_write(&c->out, &w->slabs, "0\r\n\r\n", 5)) {
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");

@@ -50,10 +50,15 @@ enum relay_mode {
 
 #define STREAM_ID_LEN 16
 
+struct stream_retain;
+
 struct stream {
     struct tw_entry timer;
     struct list_node wait_node; /* worker->slab_wait */
-    struct conn *c;
+    struct worker *w;
+    struct conn *c;           /* NULL while a resumable stream is detached (resume.c) */
+    struct stream_retain *rt; /* resumable: its event log (resume.c), else NULL */
+    const char *tenant_name;  /* the client's tenant (config string) */
     struct upconn *up;
     struct backend_pool *pool;
     uint8_t phase;       /* enum stream_phase */
@@ -72,6 +77,9 @@ struct stream {
     bool head_written;   /* response head in the outq (maybe uncommitted) */
     bool reused_last;    /* the failed attempt used a pooled connection */
     bool got_bytes_last; /* and got response bytes on it */
+    bool forwarded;      /* a resume relayed to the worker holding the stream: ids kept */
+    bool heap_events;    /* events assembled in <big>, not in the client's outq (resume.c) */
+    bool failing;        /* stream_fail is answering (it runs once) */
     char id[STREAM_ID_LEN + 1];
     uint64_t seq;
     uint64_t t0_ns;     /* request received */
@@ -126,6 +134,11 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
                  uint32_t head_len, uint32_t head_cap, const char *body, uint64_t body_len,
                  uint32_t max_tokens);
 
+/* Starts relaying a resume request to the worker holding the stream
+ * (resume.c): no admission, the events passed on with their own ids. */
+int stream_start_forward(struct conn *c, struct backend_pool *pool, char *head, uint32_t head_len,
+                         uint32_t head_cap);
+
 /* Admission (admission.c) reports on a stream that waited in its queue:
  * admitted (the upstream request starts), or refused with <api_err>. */
 void stream_admitted(struct stream *st);
@@ -151,6 +164,20 @@ void stream_on_client_gone(struct stream *st); /* disconnect: cancel upstream */
 void stream_on_timer(struct stream *st);
 /* Slabs are available again: resume a stream paused for them. */
 void stream_slab_resume(struct stream *st);
+
+/* The client connection lets go of the stream: the response is over, or
+ * with <gone> the client went away.  A resumable stream is retained;
+ * anything else ends (the upstream cancelled if <gone>) and is freed. */
+void stream_release(struct stream *st, bool gone);
+/* Nobody will read the stream again: cancel its upstream, free it. */
+void stream_abandon(struct stream *st);
+/* From now on, events are assembled on the heap (resume.c: the client is
+ * leaving, or catching up from the log); an event half assembled in the
+ * client's outq moves there, without its transport framing. */
+void stream_to_heap(struct stream *st);
+/* Restarts the upstream's receive unless something still holds it. */
+void stream_upstream_kick(struct stream *st);
+void stream_rearm_timer(struct stream *st);
 
 /* Releases the stream (upstream already detached or closed). */
 void stream_free(struct stream *st);

@@ -13,6 +13,7 @@
 
 #include "dataplane/admission.h"
 #include "dataplane/client.h"
+#include "dataplane/resume.h"
 #include "dataplane/tls.h"
 #include "dataplane/stream.h"
 #include "dataplane/upstream.h"
@@ -50,22 +51,30 @@ void worker_mark_dirty(struct worker *w, struct conn *c)
     w->dirty = c;
 }
 
-/* The TLS listener's accepts carry this in place of a pointer. */
-#define TLS_LISTENER ((void *)(uintptr_t)0x10)
+/* Accepts carry which listener they are from in place of a pointer. */
+enum listener {
+    L_PLAIN = 0,
+    L_TLS = 0x10,
+    L_RESUME = 0x20, /* other workers relaying resumes (resume.c) */
+};
 
-static void arm_accept(struct worker *w, bool tls)
+static bool *armed_flag(struct worker *w, enum listener l)
+{
+    return l == L_TLS      ? &w->tls_accept_armed
+           : l == L_RESUME ? &w->resume_accept_armed
+                           : &w->accept_armed;
+}
+
+static void arm_accept(struct worker *w, enum listener l)
 {
     struct io_uring_sqe *sqe = worker_sqe(w);
-    int fd = tls ? w->tls_fd : w->listen_fd;
+    int fd = l == L_TLS ? w->tls_fd : l == L_RESUME ? w->resume_fd : w->listen_fd;
     if (w->uinfo.fixed_files)
         io_uring_prep_multishot_accept_direct(sqe, fd, NULL, NULL, 0);
     else
         io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ud_make(tls ? TLS_LISTENER : NULL, OP_ACCEPT));
-    if (tls)
-        w->tls_accept_armed = true;
-    else
-        w->accept_armed = true;
+    io_uring_sqe_set_data64(sqe, ud_make((void *)(uintptr_t)l, OP_ACCEPT));
+    *armed_flag(w, l) = true;
 }
 
 static void arm_signal(struct worker *w)
@@ -89,9 +98,11 @@ static void start_drain(struct worker *w)
     }
     if (w->tls_accept_armed) {
         struct io_uring_sqe *sqe = worker_sqe(w);
-        io_uring_prep_cancel64(sqe, ud_make(TLS_LISTENER, OP_ACCEPT), 0);
+        io_uring_prep_cancel64(sqe, ud_make((void *)(uintptr_t)L_TLS, OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     }
+    /* The resume socket stays open: streams retained here can still be
+     * resumed through other workers until they end or the deadline. */
     /* Our copy of the listening socket goes now: on shutdown the supervisor
      * closes its own, so new connections are refused instead of queueing
      * for nobody; on reload the new workers hold copies and take them. */
@@ -106,18 +117,17 @@ static void start_drain(struct worker *w)
              w->cfg->drain_timeout_ms);
     client_drain(w);
     upstream_pools_close(w);
+    resume_drain(w);
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe, bool tls)
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe, enum listener l)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        if (tls)
-            w->tls_accept_armed = false;
-        else
-            w->accept_armed = false;
-    }
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        *armed_flag(w, l) = false;
     if (cqe->res >= 0) {
-        client_accept(w, cqe->res, w->uinfo.fixed_files, tls);
+        struct conn *c = client_accept(w, cqe->res, w->uinfo.fixed_files, l == L_TLS);
+        if (c)
+            c->internal = l == L_RESUME;
         return;
     }
     if (cqe->res == -ECANCELED)
@@ -125,14 +135,11 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe, bool tls)
     /* ENFILE (fixed table full), EMFILE, ENOBUFS...: back off a little
      * rather than spin on a listener we cannot serve. */
     log_warn("accept: %s", strerror(-cqe->res));
-    if (tls)
-        w->tls_accept_armed = false;
-    else
-        w->accept_armed = false;
+    *armed_flag(w, l) = false;
     w->accept_retry_ms = w->now_ms + ACCEPT_RETRY_MS;
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         struct io_uring_sqe *sqe = worker_sqe(w);
-        io_uring_prep_cancel64(sqe, ud_make(tls ? TLS_LISTENER : NULL, OP_ACCEPT), 0);
+        io_uring_prep_cancel64(sqe, ud_make((void *)(uintptr_t)l, OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
     }
 }
@@ -158,7 +165,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     case OP_IGNORE:
         return;
     case OP_ACCEPT:
-        on_accept(w, cqe, p == TLS_LISTENER);
+        on_accept(w, cqe, (enum listener)(uintptr_t)p);
         return;
     case OP_SIGNAL:
         on_signal(w, cqe);
@@ -337,6 +344,11 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
         log_error("out of memory");
         _exit(1);
     }
+    ret = resume_init(&w);
+    if (ret < 0) {
+        log_error("resume socket: %s", strerror(-ret));
+        _exit(1);
+    }
     w.batch_nr = 1;
     if (cfg->batch_wait_us && !w.uinfo.min_timeout)
         log_warn("batch_wait_us ignored: the kernel has no IORING_FEAT_MIN_TIMEOUT (6.12+) "
@@ -348,9 +360,11 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
             log_error("tls: %s", why);
             _exit(1);
         }
-        arm_accept(&w, true);
+        arm_accept(&w, L_TLS);
     }
-    arm_accept(&w, false);
+    arm_accept(&w, L_PLAIN);
+    if (w.resume_fd >= 0)
+        arm_accept(&w, L_RESUME);
     arm_signal(&w);
     char batching[48] = "off";
     if (cfg->batch_wait_us)
@@ -368,10 +382,11 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
         w.now_ms = clock_mono_ms();
         tw_advance(&w.tw, w.now_ms, on_timer, &w);
         if (w.draining) {
-            if (w.nconns == 0) {
+            if (w.nconns == 0 && !resume_holding(&w)) {
                 /* Let the last closes complete so every object is freed
                  * (and a leak checker sees a clean exit). */
                 upstream_pools_close(&w);
+                resume_drain(&w);
                 if (w.upconn_objs == 0 || w.now_ms >= w.drain_deadline_ms + 2000)
                     break;
             }
@@ -383,15 +398,18 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
                     n = n->next;
                     client_abort(c);
                 }
+                resume_drop_all(&w);
                 w.drain_deadline_ms = w.now_ms;
                 w.cut = true;
             }
         } else if (w.now_ms >= w.accept_retry_ms) {
             if (!w.accept_armed)
-                arm_accept(&w, false);
+                arm_accept(&w, L_PLAIN);
             if (w.tls_fd >= 0 && !w.tls_accept_armed)
-                arm_accept(&w, true);
+                arm_accept(&w, L_TLS);
         }
+        if (w.resume_fd >= 0 && !w.resume_accept_armed && w.now_ms >= w.accept_retry_ms)
+            arm_accept(&w, L_RESUME);
         end_of_turn(&w);
         uint64_t wait_ms = tw_timeout_ms(&w.tw, w.now_ms, LOOP_WAIT_MAX_MS);
         struct __kernel_timespec ts = {
@@ -429,6 +447,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
     io_uring_queue_exit(&w.ring);
     bufpool_destroy(&w.slabs);
     adm_destroy(&w);
+    resume_destroy(&w);
     free(w.pools);
     free(w.hdrs);
     exit(0);

@@ -66,6 +66,7 @@ struct conn;
 struct upconn;
 struct WOLFSSL_CTX;
 struct backend_pool;
+struct resume_peer;
 
 struct worker {
     const struct config *cfg;
@@ -127,6 +128,17 @@ struct worker {
     uint32_t rng;                 /* xorshift state for Retry-After spreading */
     struct shm_ring *ev_ring;     /* events up to the control plane */
     struct shm_ring *cmd_ring;    /* commands down from it */
+
+    /* resumable streams (resume.c) */
+    struct list_node resumable;   /* every resumable stream's retention state */
+    struct list_node resume_done; /* detached and ended, oldest first */
+    uint64_t resume_mem;          /* bytes of event-log buffers */
+    uint64_t resume_mem_max;      /* this worker's share of resume_memory_max */
+    uint32_t resume_detached;     /* streams retained for a client that left */
+    int resume_fd;                /* resume socket (abstract unix), -1 = none */
+    bool resume_accept_armed;
+    struct resume_peer *peers; /* connection pools towards other workers */
+    unsigned npeers;
 };
 
 /* Runs a worker until it has drained.  Never returns; exits the process. */

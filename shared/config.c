@@ -894,6 +894,15 @@ static void check_whole(struct load_ctx *c)
                          line_of(c, "stream", "stream_buffer_max")),
                "[stream] max_event_size (%u) must be at most stream_buffer_max (%llu)",
                cfg->max_event_size, (unsigned long long)cfg->stream_buffer_max);
+    if (cfg->resume_retention_s &&
+        cfg->resume_memory_max < (uint64_t)cfg->resume_buffer_max * config_worker_count(cfg))
+        err_at(c,
+               first_set(line_of(c, "stream", "resume_memory_max"),
+                         line_of(c, "stream", "resume_buffer_max")),
+               "[stream] resume_memory_max (%llu) must hold one resume_buffer_max (%u) per "
+               "worker (%u)",
+               (unsigned long long)cfg->resume_memory_max, cfg->resume_buffer_max,
+               config_worker_count(cfg));
 
     bool tls = cfg->tls_cert[0] && cfg->tls_key[0];
     if (cfg->tls_cert[0] && !cfg->tls_key[0])

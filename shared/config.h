@@ -137,6 +137,9 @@ struct config {
     uint64_t stream_buffer_max;        /* 256 KiB of unsent bytes per stream */
     uint32_t slow_consumer_timeout_ms; /* 10 s stuck at stream_buffer_max */
     uint32_t max_event_size;           /* 256 KiB, one SSE event; <= stream_buffer_max */
+    uint32_t resume_retention_s;       /* 30 s a detached resumable stream is kept; 0 = off */
+    uint32_t resume_buffer_max;        /* 512 KiB of events kept per resumable stream */
+    uint64_t resume_memory_max;        /* 256 MiB of event logs per node */
 
     /* [buffers] per worker */
     uint32_t slab_size;         /* 16 KiB, power of two */

@@ -156,6 +156,12 @@ X(S_STREAM, "stream", "slow_consumer_timeout", CFG_DURATION, "10s", config,     
   slow_consumer_timeout_ms, 1, 0, 0, "how long a stream may stay at stream_buffer_max")            \
 X(S_STREAM, "stream", "max_event_size", CFG_SIZE, "256k", config, max_event_size, KIB, 64 * MIB, 0,  \
   "largest single SSE event (1KiB..64MiB, at most stream_buffer_max)")                             \
+X(S_STREAM, "stream", "resume_retention_s", CFG_UINT, "30", config, resume_retention_s, 0, 86400, \
+  0, "seconds a resumable stream is kept for a client that left (0 = resume off)")                \
+X(S_STREAM, "stream", "resume_buffer_max", CFG_SIZE, "512k", config, resume_buffer_max, 4 * KIB,  \
+  GIB, 0, "events kept per resumable stream for a client that drops (4KiB..1GiB)")                \
+X(S_STREAM, "stream", "resume_memory_max", CFG_SIZE, "256m", config, resume_memory_max, 0, 0, 0,  \
+  "event logs of all resumable streams on the node, shared by the workers")                       \
 X(S_BUFFERS, "buffers", "slab_size", CFG_SIZE, "16k", config, slab_size, 4 * KIB, MIB, F_POW2,     \
   "registered slab size, a power of two (4KiB..1MiB)")                                             \
 X(S_BUFFERS, "buffers", "slabs", CFG_UINT, "1024", config, slabs, 16, 1048576, 0,                  \

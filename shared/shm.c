@@ -244,6 +244,14 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->tls_handshakes, &c->tls_handshakes);
     fold_counter(&r->tls_failures, &c->tls_failures);
     fold_counter(&r->tls_resumed, &c->tls_resumed);
+    fold_counter(&r->resume_retained, &c->resume_retained);
+    for (unsigned i = 0; i < SHM_RESUME_COUNT; i++)
+        fold_counter(&r->resumes[i], &c->resumes[i]);
+    fold_counter(&r->resume_expired, &c->resume_expired);
+    fold_counter(&r->resume_takeovers, &c->resume_takeovers);
+    fold_counter(&r->resume_dropped, &c->resume_dropped);
+    fold_counter(&r->resume_overflows, &c->resume_overflows);
+    fold_counter(&r->resume_log_full, &c->resume_log_full);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);

@@ -48,7 +48,7 @@
  * 499 is a client that went away before its response started (nginx's use). */
 /* clang-format off */
 #define SHM_CODES(X) \
-    X(200) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(413) X(414) X(429) X(431) \
+    X(200) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(410) X(413) X(414) X(429) X(431) \
     X(499) X(500) X(501) X(502) X(503) X(504) X(505)
 /* clang-format on */
 enum shm_code {
@@ -57,6 +57,16 @@ enum shm_code {
 #undef SHM_CODE_ENUM
         SHM_CODE_OTHER,
     SHM_N_CODES,
+};
+
+/* Resume requests (GET /v1/streams/<id>) by how they ended. */
+enum shm_resume_result {
+    SHM_RESUME_OK = 0,    /* attached here: replay, then live */
+    SHM_RESUME_RELAYED,   /* relayed to the worker that holds the stream */
+    SHM_RESUME_NOT_FOUND, /* unknown, expired, or another tenant's (404) */
+    SHM_RESUME_GAP,       /* Last-Event-ID older than the retained events (410) */
+    SHM_RESUME_INVALID,   /* Last-Event-ID not of this stream, or past its end (400) */
+    SHM_RESUME_COUNT,
 };
 
 /* Monotonic totals: summed over live slots plus `retired`. */
@@ -80,19 +90,26 @@ struct shm_counters {
     _Atomic uint64_t queued;                 /* ... of which waited in the admission queue */
     _Atomic uint64_t rollout_on[FEAT_COUNT]; /* requests inside each feature's rollout */
     _Atomic uint64_t rollout_off[FEAT_COUNT];
-    _Atomic uint64_t tokens_charged; /* tokens charged to tenant budgets */
-    _Atomic uint64_t cancels_by_cmd; /* streams ended by an operator's command */
-    _Atomic uint64_t h2_conns;       /* connections that spoke HTTP/2 */
-    _Atomic uint64_t h2_streams;     /* HTTP/2 requests (streams opened by clients) */
-    _Atomic uint64_t h2_refused;     /* h2 attempts refused (disabled, or outside the rollout) */
-    _Atomic uint64_t h2_resets;      /* streams the client reset before their end */
-    _Atomic uint64_t h2_abuse;       /* connections ended for abuse (GOAWAY with an error) */
-    _Atomic uint64_t ws_conns;       /* connections upgraded to WebSocket */
-    _Atomic uint64_t ws_msgs_in;     /* requests received as WebSocket messages */
-    _Atomic uint64_t ws_msgs_out;    /* messages sent to WebSocket clients */
-    _Atomic uint64_t tls_handshakes; /* TLS handshakes completed */
-    _Atomic uint64_t tls_failures;   /* TLS handshakes or records that failed */
-    _Atomic uint64_t tls_resumed;    /* handshakes that resumed a session (ticket) */
+    _Atomic uint64_t tokens_charged;  /* tokens charged to tenant budgets */
+    _Atomic uint64_t cancels_by_cmd;  /* streams ended by an operator's command */
+    _Atomic uint64_t h2_conns;        /* connections that spoke HTTP/2 */
+    _Atomic uint64_t h2_streams;      /* HTTP/2 requests (streams opened by clients) */
+    _Atomic uint64_t h2_refused;      /* h2 attempts refused (disabled, or outside the rollout) */
+    _Atomic uint64_t h2_resets;       /* streams the client reset before their end */
+    _Atomic uint64_t h2_abuse;        /* connections ended for abuse (GOAWAY with an error) */
+    _Atomic uint64_t ws_conns;        /* connections upgraded to WebSocket */
+    _Atomic uint64_t ws_msgs_in;      /* requests received as WebSocket messages */
+    _Atomic uint64_t ws_msgs_out;     /* messages sent to WebSocket clients */
+    _Atomic uint64_t tls_handshakes;  /* TLS handshakes completed */
+    _Atomic uint64_t tls_failures;    /* TLS handshakes or records that failed */
+    _Atomic uint64_t tls_resumed;     /* handshakes that resumed a session (ticket) */
+    _Atomic uint64_t resume_retained; /* resumable streams kept after their client left */
+    _Atomic uint64_t resumes[SHM_RESUME_COUNT];
+    _Atomic uint64_t resume_expired;   /* retained streams nobody came back for */
+    _Atomic uint64_t resume_takeovers; /* resumes that took a stream from an older connection */
+    _Atomic uint64_t resume_dropped;   /* finished retained streams dropped for memory */
+    _Atomic uint64_t resume_overflows; /* event logs that lost their past (no room at all) */
+    _Atomic uint64_t resume_log_full;  /* backend paused because a stream's event log was full */
     struct hist itl;
 };
 
@@ -103,10 +120,12 @@ struct shm_gauges {
     _Atomic int64_t upstream_conns;
     _Atomic int64_t upstream_idle;
     _Atomic int64_t slabs_used;
-    _Atomic int64_t admitted;  /* completion streams holding an admission */
-    _Atomic int64_t queue_len; /* requests waiting for admission */
-    _Atomic int64_t h2_conns;  /* HTTP/2 connections open */
-    _Atomic int64_t ws_conns;  /* WebSocket connections open */
+    _Atomic int64_t admitted;       /* completion streams holding an admission */
+    _Atomic int64_t queue_len;      /* requests waiting for admission */
+    _Atomic int64_t h2_conns;       /* HTTP/2 connections open */
+    _Atomic int64_t ws_conns;       /* WebSocket connections open */
+    _Atomic int64_t resume_streams; /* resumable streams retained for a client that left */
+    _Atomic int64_t resume_bytes;   /* memory of the event logs of resumable streams */
 };
 
 struct shm_ttft_label {
