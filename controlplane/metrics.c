@@ -263,8 +263,8 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
           s->resume_bytes);
     counter(b, "sluice_resume_retained_total",
             "Resumable streams kept (not cancelled) after their client left.", s->resume_retained);
-    static const char *const res[SHM_RESUME_COUNT] = {"ok", "relayed", "not_found", "gap",
-                                                      "invalid"};
+    static const char *const res[SHM_RESUME_COUNT] = {"ok",  "relayed", "not_found",
+                                                      "gap", "invalid", "cancelled"};
     sbuf_puts(b, "# HELP sluice_resume_requests_total Resume requests (GET /v1/streams/ID), by "
                  "result.\n# TYPE sluice_resume_requests_total counter\n");
     for (unsigned i = 0; i < SHM_RESUME_COUNT; i++)

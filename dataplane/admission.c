@@ -483,7 +483,7 @@ void adm_poll_commands(struct worker *w)
                 if (st) {
                     log_info("stream %.16s: cancelled by the operator", st->id);
                     shm_add(&w->slot->c.cancels_by_cmd, 1);
-                    stream_cancel(st);
+                    stream_cancel(st, NULL);
                 }
             }
         }

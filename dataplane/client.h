@@ -80,6 +80,8 @@ struct conn {
     bool rst;            /* close with a reset */
     bool virt;           /* a virtual connection: one HTTP/2 stream, no socket */
     bool internal;       /* from another worker, over its resume socket (resume.c) */
+    bool cancelled;      /* virt: the client reset the HTTP/2 stream (nothing to resume) */
+    bool resume_cancel;  /* ROUTE_RESUME: DELETE, not GET */
     uint16_t inflight;
     struct h2_sess *h2;    /* this socket speaks HTTP/2 (h2_conn.c) */
     struct h2_stream *h2s; /* virt: the stream it serves */

@@ -45,10 +45,10 @@ static uint32_t rec_len(const struct elog *l, uint64_t pos)
     return n;
 }
 
-int elog_grow(struct elog *l, uint32_t cap)
+/* A new buffer of <cap> bytes (at least what is used) with the same records
+ * at the same positions. */
+static int resize(struct elog *l, uint32_t cap)
 {
-    if (cap <= l->cap)
-        return 0;
     char *nb = malloc(cap);
     if (!nb)
         return -ENOMEM;
@@ -65,6 +65,25 @@ int elog_grow(struct elog *l, uint32_t cap)
     l->buf = nb;
     l->cap = cap;
     return 0;
+}
+
+int elog_grow(struct elog *l, uint32_t cap)
+{
+    return cap <= l->cap ? 0 : resize(l, cap);
+}
+
+int elog_trim(struct elog *l)
+{
+    uint64_t used = elog_used(l);
+    if (used == l->cap)
+        return 0;
+    if (!used) {
+        free(l->buf);
+        l->buf = NULL;
+        l->cap = 0;
+        return 0;
+    }
+    return resize(l, (uint32_t)used);
 }
 
 void elog_push(struct elog *l, const char *p, size_t n)

@@ -54,6 +54,10 @@ static inline bool elog_fits(const struct elog *l, size_t n)
 /* Grows the buffer to <cap> bytes (no-op if not larger).  0 or -ENOMEM. */
 int elog_grow(struct elog *l, uint32_t cap);
 
+/* Shrinks the buffer to what the records use (none: no buffer), for a log
+ * that will not grow again.  0 or -ENOMEM (the log is unchanged). */
+int elog_trim(struct elog *l);
+
 /* Appends a record (elog_fits must hold); it gets number next_seq. */
 void elog_push(struct elog *l, const char *p, size_t n);
 

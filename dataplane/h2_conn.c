@@ -370,6 +370,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         struct worker *w = s->c->w;
         if (vc && !vc->h2s->ended)
             shm_add(&w->slot->c.h2_resets, 1);
+        if (vc)
+            vc->cancelled = true; /* on purpose: its stream is not kept for a resume */
         /* Rapid reset (CVE-2023-44487): every stream opened and reset
          * costs a backend request; a bucket of reset_burst refilled at
          * reset_rate a second, and GOAWAY(ENHANCE_YOUR_CALM) when it is

@@ -15,6 +15,7 @@
 #include "dataplane/h1_parser.h"
 #include "dataplane/resume_id.h"
 #include "dataplane/stream.h"
+#include "dataplane/stream_event.h"
 #include "dataplane/upstream.h"
 #include "dataplane/worker.h"
 #include "shared/clock.h"
@@ -296,6 +297,20 @@ static void maybe_release(struct stream *st)
     stream_rearm_timer(st);
 }
 
+/* A detached stream that has ended will not grow: its log gives back the
+ * rest of its buffer (doubling leaves up to half of it unused). */
+static void trim(struct stream *st)
+{
+    struct worker *w = st->w;
+    struct stream_retain *rt = st->rt;
+    if (elog_trim(&rt->log) < 0)
+        return;
+    uint32_t freed = rt->mem - rt->log.cap;
+    rt->mem = rt->log.cap;
+    w->resume_mem -= freed;
+    shm_gauge_add(&w->slot->g.resume_bytes, -(int64_t)freed);
+}
+
 /* ---- the log ------------------------------------------------------------- */
 
 void resume_record(struct stream *st, const char *p, size_t n)
@@ -306,9 +321,10 @@ void resume_record(struct stream *st, const char *p, size_t n)
     while (!elog_fits(l, n)) {
         if (grow(st, elog_rec_size(n)))
             continue;
-        if (!rt->detached && l->first_seq < rt->cursor && elog_evict(l))
-            continue;
+        /* A running stream comes before a finished one whose client left. */
         if (drop_oldest_done(w, st))
+            continue;
+        if (!rt->detached && l->first_seq < rt->cursor && elog_evict(l))
             continue;
         /* No room, even with nothing kept: what came before is lost for a
          * client that resumes from before here (it gets 410). */
@@ -350,10 +366,12 @@ bool resume_detach(struct stream *st)
     struct stream_retain *rt = st->rt;
     struct conn *c = st->c;
     /* Only a stream whose client saw its id (the first event) can be
-     * resumed; and a drain past its deadline keeps nothing. */
-    if (!c || !st->head_committed || st->mode != RM_SSE || st->status != 200 || w->cut)
+     * resumed; one the client cancelled (HTTP/2 RST_STREAM) is not to be;
+     * and a drain past its deadline keeps nothing. */
+    if (!c || c->cancelled || !st->head_committed || st->mode != RM_SSE || st->status != 200 ||
+        w->cut)
         return false;
-    stream_to_heap(st);
+    sev_to_heap(st);
     if (!st->rt)
         return false;
     c->st = NULL;
@@ -362,8 +380,10 @@ bool resume_detach(struct stream *st)
     rt->replaying = false;
     set_detached(st, true);
     rt->until_ms = w->now_ms + (uint64_t)w->cfg->resume_retention_s * 1000;
-    if (st->phase == SP_DONE && !list_linked(&rt->done_node))
+    if (st->phase == SP_DONE && !list_linked(&rt->done_node)) {
         list_add_tail(&w->resume_done, &rt->done_node);
+        trim(st);
+    }
     shm_add(&w->slot->c.resume_retained, 1);
     log_debug("stream %s: client left after event %llu; retained for %u s", st->id,
               (unsigned long long)st->seq, w->cfg->resume_retention_s);
@@ -381,6 +401,7 @@ void resume_ended(struct stream *st)
     if (rt->detached) {
         if (!list_linked(&rt->done_node))
             list_add_tail(&w->resume_done, &rt->done_node);
+        trim(st);
         stream_rearm_timer(st);
         return;
     }
@@ -551,6 +572,7 @@ void resume_on_head(struct conn *c, const struct h1_request *req)
     }
     memcpy(c->resume_id, id, sizeof c->resume_id);
     c->resume_after = 0;
+    c->resume_cancel = req->method_len == 6 && memcmp(req->method, "DELETE", 6) == 0;
     const struct h1_header *lei = h1_header_find(req->headers, req->n_headers, "last-event-id");
     if (lei && resume_id_last_event(lei->value, lei->value_len, id, &c->resume_after) < 0) {
         c->pending_err = API_ERR_BAD_LAST_EVENT_ID;
@@ -568,7 +590,8 @@ void resume_on_head(struct conn *c, const struct h1_request *req)
      * check it again (the key, the position). */
     struct sbuf b;
     sbuf_init(&b, RELAY_HEAD_MAX);
-    sbuf_printf(&b, "GET /v1/streams/%s HTTP/1.1\r\nHost: sluice-resume\r\n", id);
+    sbuf_printf(&b, "%s /v1/streams/%s HTTP/1.1\r\nHost: sluice-resume\r\n",
+                c->resume_cancel ? "DELETE" : "GET", id);
     const struct h1_header *authz = h1_header_find(req->headers, req->n_headers, "authorization");
     if (authz)
         sbuf_printf(&b, "Authorization: %.*s\r\n", (int)authz->value_len, authz->value);
@@ -625,6 +648,20 @@ void resume_dispatch(struct conn *c)
         return;
     }
     struct stream_retain *rt = st->rt;
+    if (c->resume_cancel) {
+        /* The client stops on purpose (over HTTP/1.1, closing the
+         * connection only says it dropped): the backend stops too. */
+        shm_add(&w->slot->c.resumes[SHM_RESUME_CANCELLED], 1);
+        log_info("stream %s: cancelled by its client", st->id);
+        if (st->c) {
+            st->c->cancelled = true; /* and not retained once its reader is done */
+            stream_cancel(st, "the stream was cancelled by its client");
+        } else {
+            stream_abandon(st);
+        }
+        client_respond(c, 204, NULL, NULL, "", 0);
+        return;
+    }
     if (c->resume_after >= rt->log.next_seq) {
         refuse(c, SHM_RESUME_INVALID, API_ERR_BAD_LAST_EVENT_ID, NULL);
         return;

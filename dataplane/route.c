@@ -39,8 +39,8 @@ enum route route_match(const char *method, size_t method_len, const char *path, 
     static const char streams[] = "/v1/streams/";
     if (path_len > sizeof streams - 1 && memcmp(path, streams, sizeof streams - 1) == 0) {
         /* the stream id follows; resume.c reads it */
-        *allow = "GET";
-        *method_ok = eq(method, method_len, "GET");
+        *allow = "GET, DELETE";
+        *method_ok = eq(method, method_len, "GET") || eq(method, method_len, "DELETE");
         return ROUTE_RESUME;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {

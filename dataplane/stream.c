@@ -12,21 +12,13 @@
 #include "dataplane/api_error.h"
 #include "dataplane/client.h"
 #include "dataplane/resume.h"
+#include "dataplane/stream_event.h"
 #include "dataplane/route.h"
 #include "dataplane/upstream.h"
 #include "shared/fmt.h"
 #include "shared/log.h"
 
-/* Every event goes out as its own HTTP chunk; the size line is written
- * before the size is known, so it has a fixed width (leading zeros are
- * valid chunk-size syntax, RFC 9112 §7.1) and is patched at the end.  The
- * width is the fewest hex digits any event can need (worker.chunk_digits,
- * from max_event_size): 5 by default, so 7 bytes of framing per token. */
-#define CHUNK_HDR_MAX 18 /* 16 digits and CRLF */
-
 static void rearm_timer(struct stream *st);
-static int big_append(struct stream *st, const char *p, size_t n);
-static void stream_fail(struct stream *st, enum api_error err, const char *detail);
 
 static struct worker *W(const struct stream *st)
 {
@@ -130,10 +122,10 @@ void stream_admission_failed(struct stream *st, int api_err)
     stream_fail(st, (enum api_error)api_err, NULL);
 }
 
-void stream_cancel(struct stream *st)
+void stream_cancel(struct stream *st, const char *why)
 {
     if (st->phase != SP_DONE)
-        stream_fail(st, API_ERR_CANCELLED, NULL);
+        stream_fail(st, API_ERR_CANCELLED, why);
 }
 
 void stream_free(struct stream *st)
@@ -238,8 +230,6 @@ void stream_on_timer(struct stream *st)
 
 /* ---- failure --------------------------------------------------------------- */
 
-static int emit_event(struct stream *st, const char *p, size_t n);
-
 static int write_error_event(struct stream *st, enum api_error err, const char *detail)
 {
     struct worker *w = W(st);
@@ -254,7 +244,7 @@ static int write_error_event(struct stream *st, enum api_error err, const char *
     if (st->rt) {
         /* A resumable stream's error is an event like the others (with its
          * id, in the log), so a client that resumes later sees it too. */
-        if (emit_event(st, ev, (size_t)n) < 0)
+        if (sev_emit(st, ev, (size_t)n) < 0)
             return -ENOBUFS;
         if (st->heap_events) {
             resume_ended(st);
@@ -280,20 +270,6 @@ static int write_error_event(struct stream *st, enum api_error err, const char *
     return 0;
 }
 
-static void drop_partial_event(struct stream *st)
-{
-    if (!st->in_event)
-        return;
-    if (st->big) {
-        free(st->big);
-        st->big = NULL;
-        st->big_len = st->big_cap = 0;
-    } else {
-        outq_truncate(&st->c->out, &W(st)->slabs, &st->ev_mark);
-    }
-    st->in_event = false;
-}
-
 /* Nothing more comes from the backend for this stream: let go of the
  * connection (back to the pool, or closed and, with <cancel>, counted as a
  * cancellation when its response was not complete) and of the timers. */
@@ -317,7 +293,7 @@ static void finish(struct stream *st, bool cancel)
 /* Ends the stream with <err>: an error response if the client has seen
  * nothing yet, an `event: error` if it is inside an event stream, a cut
  * connection if it is inside any other body. */
-static void stream_fail(struct stream *st, enum api_error err, const char *detail)
+void stream_fail(struct stream *st, int err, const char *detail)
 {
     struct worker *w = W(st);
     struct conn *c = st->c;
@@ -327,7 +303,7 @@ static void stream_fail(struct stream *st, enum api_error err, const char *detai
         return;
     st->failing = true;
     finish(st, true);
-    drop_partial_event(st);
+    sev_drop_partial(st);
     if (!st->head_committed) {
         if (st->head_written)
             outq_truncate(&c->out, &w->slabs, &st->head_mark);
@@ -386,31 +362,6 @@ void stream_release(struct stream *st, bool gone)
     if (gone)
         finish(st, true);
     stream_free(st);
-}
-
-void stream_to_heap(struct stream *st)
-{
-    struct worker *w = W(st);
-    if (st->heap_events)
-        return;
-    uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
-    if (st->in_event && !st->big) {
-        /* The event is contiguous in the outq (append_event keeps it so). */
-        struct outq *q = &st->c->out;
-        uint32_t since = outq_since(q, &w->slabs, &st->ev_mark);
-        const char *src = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
-        st->big_len = 0;
-        if (big_append(st, src, since) < 0)
-            return; /* failed the stream */
-        outq_truncate(q, &w->slabs, &st->ev_mark);
-    }
-    if (st->in_event && framing) {
-        memmove(st->big, st->big + framing, st->big_len - framing);
-        st->big_len -= framing;
-        st->ev_prefix -= framing;
-    }
-    st->chunked_out = false;
-    st->heap_events = true;
 }
 
 void stream_abandon(struct stream *st)
@@ -579,8 +530,7 @@ void stream_on_sent(struct stream *st)
     (void)st;
 }
 
-/* Everything written so far, the response head included, may go out. */
-static void commit(struct stream *st)
+void stream_commit(struct stream *st)
 {
     outq_commit(&st->c->out);
     if (!st->head_committed) {
@@ -609,238 +559,10 @@ static int relay_raw(struct stream *st, const char *p, size_t len)
     }
     if (st->is_completion && st->status == 200)
         usage_scan_feed(&st->usage, p, len);
-    commit(st);
+    stream_commit(st);
     st->t_last_ns = clock_mono_ns();
     worker_mark_dirty(w, st->c);
     return 0;
-}
-
-static int begin_event(struct stream *st)
-{
-    struct worker *w = W(st);
-    char pre[CHUNK_HDR_MAX + 64];
-    int n = 0;
-    if (st->heap_events) {
-        /* The log keeps events without transport framing. */
-        memcpy(pre, "id: ", 4);
-        memcpy(pre + 4, st->id, STREAM_ID_LEN);
-        n = 4 + STREAM_ID_LEN;
-        pre[n++] = ':';
-        n += (int)fmt_u64(pre + n, st->seq + 1);
-        pre[n++] = '\n';
-        st->big_len = 0;
-        st->ev_prefix = (uint32_t)n;
-        if (big_append(st, pre, (size_t)n) < 0)
-            return -1;
-        st->in_event = true;
-        return 0;
-    }
-    struct outq *q = &st->c->out;
-    if (st->chunked_out) {
-        unsigned d = w->chunk_digits;
-        memset(pre, '0', d);
-        pre[d] = '\r';
-        pre[d + 1] = '\n';
-        n = (int)d + 2;
-    }
-    if (!st->forwarded) {
-        /* (A relayed resume's events carry the owner's ids already.) */
-        memcpy(pre + n, "id: ", 4);
-        n += 4;
-        memcpy(pre + n, st->id, STREAM_ID_LEN);
-        n += STREAM_ID_LEN;
-        pre[n++] = ':';
-        n += (int)fmt_u64(pre + n, st->seq + 1);
-        pre[n++] = '\n';
-    }
-    int err = outq_mark(q, &w->slabs, &st->ev_mark);
-    char *dst = err ? NULL : outq_extend_contig(q, &w->slabs, &st->ev_mark, (size_t)n, &err);
-    if (!dst) {
-        stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
-        return -1;
-    }
-    memcpy(dst, pre, (size_t)n);
-    outq_advance(q, &w->slabs, (size_t)n);
-    st->ev_prefix = (uint32_t)n;
-    st->in_event = true;
-    return 0;
-}
-
-static int big_append(struct stream *st, const char *p, size_t n)
-{
-    const struct config *cfg = W(st)->cfg;
-    size_t limit = (size_t)cfg->max_event_size + st->ev_prefix + 2;
-    if ((size_t)st->big_len + n > limit) {
-        stream_fail(st, API_ERR_BACKEND_BAD, "the backend sent an event over max_event_size");
-        return -1;
-    }
-    if (st->big_len + n > st->big_cap) {
-        size_t cap = st->big_cap ? st->big_cap : st->heap_events ? 4096 : 65536;
-        while (cap < st->big_len + n)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        char *nb = realloc(st->big, cap);
-        if (!nb) {
-            stream_fail(st, API_ERR_OVERLOADED, "out of memory for a large event");
-            return -1;
-        }
-        st->big = nb;
-        st->big_cap = (uint32_t)cap;
-    }
-    memcpy(st->big + st->big_len, p, n);
-    st->big_len += (uint32_t)n;
-    return 0;
-}
-
-/* Adds event bytes, keeping the event contiguous: in the outq while it fits
- * in a slab, on the heap (rare: events over a slab) when it does not. */
-static int append_event(struct stream *st, const char *p, size_t n)
-{
-    struct worker *w = W(st);
-    if (st->big)
-        return big_append(st, p, n);
-    struct outq *q = &st->c->out;
-    int err = 0;
-    char *dst = outq_extend_contig(q, &w->slabs, &st->ev_mark, n, &err);
-    if (dst) {
-        memcpy(dst, p, n);
-        outq_advance(q, &w->slabs, n);
-        return 0;
-    }
-    if (err == -E2BIG) {
-        uint32_t since = outq_since(q, &w->slabs, &st->ev_mark);
-        const char *src = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
-        st->big_len = 0;
-        if (big_append(st, src, since) < 0)
-            return -1;
-        outq_truncate(q, &w->slabs, &st->ev_mark);
-        return big_append(st, p, n);
-    }
-    stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
-    return -1;
-}
-
-static void count_token(struct stream *st)
-{
-    struct worker *w = W(st);
-    uint64_t now = clock_mono_ns();
-    if (st->forwarded) {
-        /* A relayed resume: the owner counted these tokens already. */
-        st->first_content = true;
-        st->t_last_ns = now;
-        return;
-    }
-    if (!st->first_content) {
-        st->first_content = true;
-        if (st->is_completion) {
-            if (!st->ttft_hist)
-                st->ttft_hist =
-                    shm_ttft_hist(w->slot, st->tenant_name ? st->tenant_name : "default",
-                                  st->pool->be->name, st->model);
-            hist_record(st->ttft_hist, &hist_ttft_bounds, (now - st->t0_ns) / 1000);
-            adm_first_token(st, (now - st->t0_ns) / 1000);
-        }
-    } else {
-        hist_record(&w->slot->c.itl, &hist_itl_bounds, (now - st->t_last_ns) / 1000);
-    }
-    st->t_last_ns = now;
-    st->tokens++;
-    shm_add(&w->slot->c.tokens, 1);
-}
-
-/* What every finished event does to the stream's clocks and counts. */
-static void after_event(struct stream *st, unsigned flags)
-{
-    if (flags & SSE_EV_CONTENT)
-        count_token(st);
-    else
-        st->t_last_ns = st->first_content ? clock_mono_ns() : st->t_last_ns;
-    if (flags & SSE_EV_DONE)
-        st->done_seen = true;
-    rearm_timer(st);
-    if (st->c)
-        worker_mark_dirty(W(st), st->c);
-}
-
-/* The tenant cannot pay for this token: it does not go out. */
-static bool unpaid(struct stream *st, unsigned flags)
-{
-    if (!(flags & SSE_EV_CONTENT) || !st->is_completion || adm_charge(st))
-        return false;
-    drop_partial_event(st);
-    stream_fail(st, API_ERR_TENANT_EXHAUSTED, NULL);
-    return true;
-}
-
-/* An event assembled on the heap goes to the event log only (resume.c
- * sends it on to an attached client from there). */
-static int finish_heap_event(struct stream *st)
-{
-    unsigned flags = sse_event_scan(st->big + st->ev_prefix, st->big_len - st->ev_prefix);
-    if (unpaid(st, flags))
-        return -1;
-    st->seq++;
-    st->in_event = false;
-    uint32_t n = st->big_len;
-    st->big_len = 0; /* the buffer is kept for the next event */
-    resume_record(st, st->big, n);
-    after_event(st, flags);
-    return 0;
-}
-
-static int finish_event(struct stream *st)
-{
-    struct worker *w = W(st);
-    if (st->heap_events)
-        return finish_heap_event(st);
-    struct conn *c = st->c;
-    struct outq *q = &c->out;
-    if (st->chunked_out && append_event(st, "\r\n", 2) < 0)
-        return -1;
-    char *base;
-    uint32_t total;
-    if (st->big) {
-        base = st->big;
-        total = st->big_len;
-    } else {
-        base = outq_mark_ptr(q, &w->slabs, &st->ev_mark);
-        total = outq_since(q, &w->slabs, &st->ev_mark);
-    }
-    uint32_t trailer = st->chunked_out ? 2 : 0;
-    uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
-    unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
-    if (unpaid(st, flags))
-        return -1;
-    if (st->chunked_out) {
-        fmt_hexn(base, total - framing - trailer, w->chunk_digits);
-    }
-    st->seq++; /* comments too: every id on the wire is unique and increasing */
-    if (st->rt)
-        resume_record(st, base + framing, total - framing - trailer);
-    if (st->big) {
-        int err = outq_write(q, &w->slabs, st->big, st->big_len);
-        free(st->big);
-        st->big = NULL;
-        st->big_len = st->big_cap = 0;
-        if (err) {
-            st->in_event = false;
-            stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
-            return -1;
-        }
-    }
-    st->in_event = false;
-    commit(st);
-    after_event(st, flags);
-    return 0;
-}
-
-/* Emits a whole event made here (not relayed), the way relayed ones go. */
-static int emit_event(struct stream *st, const char *p, size_t n)
-{
-    if (begin_event(st) < 0 || append_event(st, p, n) < 0)
-        return -1;
-    return finish_event(st);
 }
 
 int stream_on_body(struct stream *st, const char *p, size_t len)
@@ -857,16 +579,16 @@ int stream_on_body(struct stream *st, const char *p, size_t len)
         enum sse_span kind;
         size_t n = sse_frame_feed(&st->fr, p, len, &kind);
         if (kind != SSE_SPAN_SKIP) {
-            if (!st->in_event && begin_event(st) < 0)
+            if (!st->in_event && sev_begin(st) < 0)
                 return -1;
-            if (append_event(st, p, n) < 0)
+            if (sev_append(st, p, n) < 0)
                 return -1;
             /* An event ended by the CR of a CRLF: the LF is not part of it
              * (it may not even have arrived), but clients that split events
              * on "\r\n\r\n" need it, so the relay writes it itself. */
-            if (kind == SSE_SPAN_END && p[n - 1] == '\r' && append_event(st, "\n", 1) < 0)
+            if (kind == SSE_SPAN_END && p[n - 1] == '\r' && sev_append(st, "\n", 1) < 0)
                 return -1;
-            if (kind == SSE_SPAN_END && finish_event(st) < 0)
+            if (kind == SSE_SPAN_END && sev_finish(st) < 0)
                 return -1;
         }
         p += n;
@@ -882,7 +604,7 @@ void stream_on_body_end(struct stream *st)
     struct conn *c = st->c;
     /* An event the backend never terminated is not an event (SSE: an
      * incomplete event at end of stream is discarded). */
-    drop_partial_event(st);
+    sev_drop_partial(st);
     st->up_finished = true;
     if (st->is_completion && st->mode == RM_RAW && st->status == 200) {
         /* A completion not streamed: its tokens are in its usage, or, if
@@ -903,7 +625,7 @@ void stream_on_body_end(struct stream *st)
         stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
         return;
     }
-    commit(st);
+    stream_commit(st);
     finish(st, false);
     client_stream_done(c);
 }

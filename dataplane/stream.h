@@ -8,13 +8,12 @@
  * after slow_consumer_timeout), and turns every failure into the right
  * answer: 502/504 before the first byte, `event: error` after it.
  *
- * Events are assembled in place in the client's outq (no second copy): the
- * chunk-size line and id line are written first, the event bytes are copied
- * in from the receive buffer as they arrive, and the sizes are patched when
- * the event ends.  Only complete events are committed, so a failure can
- * never leave half an event on the wire.
+ * Events are assembled in place in the client's outq (stream_event.c).  A
+ * stream inside the stream_resume rollout also keeps them in an event log
+ * and outlives its client's connection for a while (resume.c).
  *
- * Owned by its client connection (HTTP/1.1: one at a time); the upstream
+ * Owned by its client connection (HTTP/1.1: one at a time), or, detached,
+ * by its worker's list of resumable streams; the upstream
  * connection points back to it while attached.
  */
 #ifndef SLUICE_STREAM_H
@@ -143,9 +142,10 @@ int stream_start_forward(struct conn *c, struct backend_pool *pool, char *head, 
  * admitted (the upstream request starts), or refused with <api_err>. */
 void stream_admitted(struct stream *st);
 void stream_admission_failed(struct stream *st, int api_err);
-/* Ends the stream at once (operator's command): `event: error` or an
- * error response, upstream cancelled. */
-void stream_cancel(struct stream *st);
+/* Ends the stream at once (an operator's command, or its client's DELETE):
+ * `event: error` (code `cancelled`, <why> as its message) or an error
+ * response, upstream cancelled. */
+void stream_cancel(struct stream *st, const char *why);
 
 /* Upstream side reports. */
 void stream_on_sent(struct stream *st); /* request fully sent */
@@ -171,10 +171,13 @@ void stream_slab_resume(struct stream *st);
 void stream_release(struct stream *st, bool gone);
 /* Nobody will read the stream again: cancel its upstream, free it. */
 void stream_abandon(struct stream *st);
-/* From now on, events are assembled on the heap (resume.c: the client is
- * leaving, or catching up from the log); an event half assembled in the
- * client's outq moves there, without its transport framing. */
-void stream_to_heap(struct stream *st);
+/* Ends the stream with <err> (an api_error): an error response if the
+ * client has seen nothing yet, an `event: error` inside an event stream, a
+ * cut connection inside any other body.  Runs once. */
+void stream_fail(struct stream *st, int err, const char *detail);
+/* Everything written to the client's outq so far, the response head
+ * included, may go out. */
+void stream_commit(struct stream *st);
 /* Restarts the upstream's receive unless something still holds it. */
 void stream_upstream_kick(struct stream *st);
 void stream_rearm_timer(struct stream *st);

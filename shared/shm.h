@@ -66,6 +66,7 @@ enum shm_resume_result {
     SHM_RESUME_NOT_FOUND, /* unknown, expired, or another tenant's (404) */
     SHM_RESUME_GAP,       /* Last-Event-ID older than the retained events (410) */
     SHM_RESUME_INVALID,   /* Last-Event-ID not of this stream, or past its end (400) */
+    SHM_RESUME_CANCELLED, /* DELETE: the client stopped the stream (204) */
     SHM_RESUME_COUNT,
 };
 

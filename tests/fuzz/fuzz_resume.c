@@ -51,7 +51,7 @@ static void check_path(const char *p, size_t n, char id[RESUME_ID_LEN + 1])
         CHECK(strlen(id) == RESUME_ID_LEN);
         CHECK(memcmp(id, p + 12, RESUME_ID_LEN) == 0);
     } else {
-        strcpy(id, "0123456789abcdef");
+        memcpy(id, "0123456789abcdef", RESUME_ID_LEN + 1);
     }
 }
 

@@ -167,9 +167,13 @@ class ZeroCopyTest(SluiceTest):
     workers = 1
 
     def test_zero_copy_path_relays_exactly(self):
-        for _ in range(3):
+        # How many sends reach the threshold depends on how events batch up,
+        # so the fallback (after 64 copied sends in a row) may take a few.
+        for i in range(12):
             r = self.chat()
             self.assertEqual(tokens_of(sse_events(r.body)), [" w%d" % i for i in range(3000)])
+            if i >= 2 and "copied by the kernel" in self.sluice.output():
+                break
         m = self.sluice.metrics()
         self.assertGreater(m['sluice_sends_total{path="zerocopy"}'], 0)
         self.assertIn("copied by the kernel", self.sluice.output())

@@ -232,7 +232,7 @@ class ResumeTest(SluiceTest):
             self.assertEqual(json.loads(body)["error"]["code"], "stream_not_found")
         st, h, _ = request("127.0.0.1", self.sluice.port, "POST", "/v1/streams/0123456789abcdef",
                            "{}")
-        self.assertEqual((st, h.get("allow")), (405, "GET"))
+        self.assertEqual((st, h.get("allow")), (405, "GET, DELETE"))
         seen = []
         c = self.start()
         self.read(c, 3, seen)
@@ -262,6 +262,65 @@ class ResumeTest(SluiceTest):
             r.close()
         finally:
             set_rollout(self.sluice, "stream_resume", 100)
+
+    def test_delete_cancels_a_stream_for_good(self):
+        cancels0 = self.metric("sluice_upstream_cancellations_total")
+        seen = []
+        c = self.start()
+        self.read(c, 3, seen)
+        hard_close(c.s)
+        sid = seen[0][0].split(":")[0]
+        wait_for(lambda: self.metric("sluice_resume_streams") >= 1, 5, "stream retained")
+        st, _, body = request("127.0.0.1", self.sluice.port, "DELETE", "/v1/streams/" + sid)
+        self.assertEqual((st, body), (204, b""))
+        wait_for(lambda: self.metric("sluice_upstream_cancellations_total") > cancels0, 5,
+                 "upstream cancelled")
+        r = self.resume(sid, seen[-1][0])
+        self.assertEqual(r.status, 404)
+        r.close()
+        st, _, _ = request("127.0.0.1", self.sluice.port, "DELETE", "/v1/streams/" + sid)
+        self.assertEqual(st, 404)
+
+    def test_delete_while_another_connection_reads_it(self):
+        seen = []
+        c = self.start()
+        self.read(c, 3, seen)
+        sid = seen[0][0].split(":")[0]
+        st, _, _ = request("127.0.0.1", self.sluice.port, "DELETE", "/v1/streams/" + sid)
+        self.assertEqual(st, 204)
+        self.assertFalse(self.read(c, 1000, seen))  # ends, after the error event
+        c.close()
+        self.assertEqual(seen[-1][2], "error")
+        self.assertEqual(json.loads(seen[-1][1][0])["error"]["code"], "cancelled")
+        ids = [e[0] for e in seen]
+        self.assertEqual(ids, ["%s:%d" % (sid, i + 1) for i in range(len(ids))])
+
+    def test_http2_reset_is_a_cancel_not_a_drop(self):
+        cancels0 = self.metric("sluice_upstream_cancellations_total")
+        retained0 = self.metric("sluice_resume_retained_total")
+        s = socket.create_connection(("127.0.0.1", self.sluice.port), timeout=15)
+        conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", CHAT), (":authority", "sluice"),
+                              (":scheme", "http"), ("content-type", "application/json")])
+        conn.send_data(1, chat_body(True).encode(), end_stream=True)
+        s.sendall(conn.data_to_send())
+        body = b""
+        while body.count(b"\n\n") < 3:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+            s.sendall(conn.data_to_send())
+        conn.reset_stream(1)
+        s.sendall(conn.data_to_send())
+        wait_for(lambda: self.metric("sluice_upstream_cancellations_total") > cancels0, 5,
+                 "upstream cancelled")
+        s.close()
+        self.assertEqual(self.metric("sluice_resume_retained_total"), retained0)
+        sid = parse_event(body.split(b"\n\n")[0] + b"\n\n")[0].split(":")[0]
+        st, _, _ = request("127.0.0.1", self.sluice.port, "GET", "/v1/streams/" + sid)
+        self.assertEqual(st, 404)
 
     def test_resume_over_http2(self):
         seen = []
@@ -350,12 +409,15 @@ class ResumeRetentionTest(SluiceTest):
     workers = 1
 
     def test_not_resumed_in_time_is_cancelled_and_freed(self):
-        cancels0 = self.sluice.metrics()["sluice_upstream_cancellations_total"]
+        m0 = self.sluice.metrics()
         c = SseConn(self.sluice.port)
         c.open("POST", CHAT, chat_body(True, max_tokens=200))
         ev = c.next_event()
         hard_close(c.s)
-        wait_for(lambda: self.sluice.metrics()["sluice_resume_expired_total"] >= 1, 10, "expiry")
+        wait_for(lambda: self.sluice.metrics()["sluice_resume_expired_total"] >
+                 m0["sluice_resume_expired_total"] and
+                 self.sluice.metrics()["sluice_resume_streams"] == 0, 10, "expiry")
+        cancels0 = m0["sluice_upstream_cancellations_total"]
         m = self.sluice.metrics()
         self.assertEqual(m["sluice_resume_streams"], 0)
         self.assertEqual(m["sluice_resume_buffer_bytes"], 0)
