@@ -113,6 +113,7 @@ void resume_drop_all(struct worker *w)
 
 void resume_destroy(struct worker *w)
 {
+    resume_drop_all(w); /* ended streams kept for a replay do not hold an exit */
     peers_close(w);
     if (w->resume_fd >= 0)
         close(w->resume_fd);

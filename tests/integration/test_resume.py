@@ -14,8 +14,8 @@ import h2.config
 import h2.connection
 import h2.events
 
-from harness import (CHAT, Conn, SluiceTest, build_request, chat_body, request, set_rollout,
-                     wait_for)
+from harness import (CHAT, Conn, SluiceTest, build_request, chat_body, ctl, request,
+                     set_rollout, wait_for)
 
 RESUME = {"rollout": {"stream_resume": "100"}}
 KEY_A = "sk-resume-a"
@@ -321,6 +321,28 @@ class ResumeTest(SluiceTest):
         sid = parse_event(body.split(b"\n\n")[0] + b"\n\n")[0].split(":")[0]
         st, _, _ = request("127.0.0.1", self.sluice.port, "GET", "/v1/streams/" + sid)
         self.assertEqual(st, 404)
+
+    def test_operator_cancels_a_detached_stream(self):
+        cancels0 = self.metric("sluice_upstream_cancellations_total")
+        seen = []
+        c = self.start()
+        self.read(c, 3, seen)
+        hard_close(c.s)
+        sid = seen[0][0].split(":")[0]
+        wait_for(lambda: self.metric("sluice_resume_streams") >= 1, 5, "stream retained")
+        rc, out, err = ctl(self.sluice, "cancel", sid)
+        self.assertEqual(rc, 0, (out, err))
+        wait_for(lambda: self.metric("sluice_upstream_cancellations_total") > cancels0, 5,
+                 "upstream cancelled")
+        # A client that comes back reads up to the cancellation, then its error.
+        r = self.resume(sid, seen[-1][0])
+        self.assertEqual(r.status, 200)
+        self.assertFalse(self.read(r, 1000, seen))
+        r.close()
+        self.assertEqual(seen[-1][2], "error")
+        self.assertEqual(json.loads(seen[-1][1][0])["error"]["code"], "cancelled")
+        ids = [e[0] for e in seen]
+        self.assertEqual(ids, ["%s:%d" % (sid, i + 1) for i in range(len(ids))])
 
     def test_resume_over_http2(self):
         seen = []
