@@ -77,6 +77,8 @@ static const struct api_error_def defs[API_ERR__COUNT] = {
     [API_ERR_BAD_LAST_EVENT_ID] = {400, 0, "invalid_request_error", "invalid_last_event_id",
                                    "Last-Event-ID must be <stream-id>:<seq> of this stream, "
                                    "at most its last event"},
+    [API_ERR_MODEL_NOT_FOUND] = {404, 0, "invalid_request_error", "model_not_found",
+                                 "the model does not exist (no backend serves it)"},
 };
 
 int api_error_status(enum api_error e)

@@ -44,6 +44,7 @@ enum api_error {
     API_ERR_STREAM_NOT_FOUND,    /* 404 resume: unknown, expired or another tenant's stream */
     API_ERR_RESUME_GAP,          /* 410 resume: events after Last-Event-ID no longer retained */
     API_ERR_BAD_LAST_EVENT_ID,   /* 400 resume: Last-Event-ID not "<stream-id>:<seq>" of it */
+    API_ERR_MODEL_NOT_FOUND,     /* 404 no backend serves the requested model */
     API_ERR__COUNT,
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dataplane/api_error.h"
+#include "dataplane/balance.h"
 #include "dataplane/auth.h"
 #include "dataplane/cors.h"
 #include "dataplane/h2_conn.h"
@@ -17,6 +18,7 @@
 #include "dataplane/ws_conn.h"
 #include "dataplane/ws_handshake.h"
 #include "shared/log.h"
+#include "shared/sbuf.h"
 
 /* An error found while reading the request: answer, then close (the rest of
  * the input cannot be trusted to be a request boundary). */
@@ -155,6 +157,14 @@ static void dispatch(struct conn *c)
         }
         return;
     case ROUTE_MODELS: {
+        struct sbuf b;
+        sbuf_init(&b, 1 << 20);
+        if (bal_models_json(w, &b) == 0) {
+            client_respond(c, 200, NULL, "application/json", b.p, b.len);
+            sbuf_free(&b);
+            return;
+        }
+        sbuf_free(&b);
         char *head = c->up_head;
         c->up_head = NULL;
         if (stream_start(c, false, false, "", head, c->up_head_len, c->up_head_cap, NULL, 0, 0) < 0)

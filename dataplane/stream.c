@@ -10,6 +10,7 @@
 
 #include "dataplane/admission.h"
 #include "dataplane/api_error.h"
+#include "dataplane/balance.h"
 #include "dataplane/client.h"
 #include "dataplane/resume.h"
 #include "dataplane/stream_event.h"
@@ -19,6 +20,7 @@
 #include "shared/log.h"
 
 static void rearm_timer(struct stream *st);
+static bool stream_failover(struct stream *st, const char *why, bool cancel);
 
 static struct worker *W(const struct stream *st)
 {
@@ -44,6 +46,7 @@ static struct stream *stream_new(struct conn *c, char *head, uint32_t head_len, 
              ++w->stream_counter);
     st->t0_ns = c->t_start_ns;
     st->t_last_ns = st->t0_ns;
+    st->attempt_ms = st->t0_ns / 1000000;
     st->req_head = head;
     st->req_head_len = head_len;
     st->req_head_cap = head_cap;
@@ -105,9 +108,38 @@ int stream_start_forward(struct conn *c, struct backend_pool *pool, char *head, 
     return 0;
 }
 
+static void use_backend(struct stream *st, unsigned b)
+{
+    struct worker *w = W(st);
+    st->bk = (uint8_t)b;
+    st->pool = &w->pools[b];
+    bal_begin(w, b);
+    st->bk_counted = true;
+}
+
+static void release_backend(struct stream *st)
+{
+    if (st->bk_counted)
+        bal_end(W(st), st->bk);
+    st->bk_counted = false;
+}
+
 void stream_admitted(struct stream *st)
 {
     struct worker *w = W(st);
+    if (!st->forwarded) {
+        int err = API_ERR_OVERLOADED;
+        int b = bal_pick(w, st->is_completion ? st->model : NULL, st->tried, &err);
+        if (b < 0) {
+            if (err == API_ERR_OVERLOADED)
+                shm_add(&w->slot->c.rejected[REJ_BACKENDS_FULL], 1);
+            log_info("stream %s: no backend for model '%s': %s", st->id, st->model,
+                     api_error_code((enum api_error)err));
+            stream_fail(st, err, NULL);
+            return;
+        }
+        use_backend(st, (unsigned)b);
+    }
     int ret = upstream_acquire(w, st->pool, st);
     if (ret < 0) {
         log_warn("stream %s: cannot open a backend connection: %s", st->id, strerror(-ret));
@@ -131,6 +163,7 @@ void stream_cancel(struct stream *st, const char *why)
 void stream_free(struct stream *st)
 {
     struct worker *w = W(st);
+    release_backend(st);
     if (st->rt)
         resume_untrack(st);
     if (st->up) {
@@ -172,7 +205,7 @@ static void rearm_timer(struct stream *st)
         if (held(st))
             when = detached(st) ? UINT64_MAX : st->blocked_since_ms + cfg->slow_consumer_timeout_ms;
         else if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM))
-            when = st->t0_ns / 1000000 + cfg->first_token_timeout_ms;
+            when = st->attempt_ms + cfg->first_token_timeout_ms;
         else
             when = st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms;
     }
@@ -212,9 +245,14 @@ void stream_on_timer(struct stream *st)
         return;
     }
     if (!st->first_content && (st->mode == RM_SSE || st->phase == SP_UPSTREAM)) {
-        if (now < st->t0_ns / 1000000 + cfg->first_token_timeout_ms) {
+        if (now < st->attempt_ms + cfg->first_token_timeout_ms) {
             rearm_timer(st);
             return;
+        }
+        if (!st->forwarded) {
+            bal_failure(w, st->bk, "no first token in time");
+            if (stream_failover(st, "no first token in time", true))
+                return;
         }
         log_info("stream %s: no first token within %u ms", st->id, cfg->first_token_timeout_ms);
         stream_fail(st, API_ERR_FIRST_TOKEN_TIMEOUT, NULL);
@@ -284,6 +322,7 @@ static void finish(struct stream *st, bool cancel)
     st->phase = SP_DONE;
     if (st->rt)
         st->rt->ended = true;
+    release_backend(st);
     adm_end(st);
     tw_cancel(&w->tw, &st->timer);
     if (list_linked(&st->wait_node))
@@ -322,6 +361,59 @@ void stream_fail(struct stream *st, int err, const char *detail)
         stream_abandon(st);
 }
 
+/* Moves the request to another backend while the client has seen nothing
+ * of the answer (and the request is still held): undoes what this attempt
+ * wrote, lets go of its connection (<cancel>: a generation abandoned, so
+ * counted as a cancellation) and sends the request again elsewhere.  False
+ * when it cannot (no attempt left, no other backend). */
+static bool stream_failover(struct stream *st, const char *why, bool cancel)
+{
+    struct worker *w = W(st);
+    if (st->forwarded || st->head_committed || !st->req_head ||
+        st->attempts >= w->cfg->upstream_retries)
+        return false;
+    uint64_t tried = st->tried | (1ull << st->bk);
+    int err;
+    int b = bal_pick(w, st->is_completion ? st->model : NULL, tried, &err);
+    if (b < 0)
+        return false;
+    unsigned old = st->bk;
+    log_info("stream %s: backend %s: %s; trying %s", st->id, w->pools[old].be->name, why,
+             w->pools[b].be->name);
+    bal_failover(w, old);
+    shm_add(&w->slot->c.failovers, 1);
+    sev_drop_partial(st);
+    if (st->head_written) {
+        outq_truncate(&st->c->out, &w->slabs, &st->head_mark);
+        st->head_written = false;
+    }
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, cancel);
+    }
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+    release_backend(st);
+    st->tried = tried;
+    st->attempts++;
+    use_backend(st, (unsigned)b);
+    st->phase = SP_UPSTREAM;
+    st->mode = RM_SSE;
+    st->status = 0;
+    st->first_content = false;
+    st->paused = st->slab_paused = false;
+    sse_framer_init(&st->fr);
+    usage_scan_init(&st->usage);
+    st->req_sent = 0;
+    st->retried = false;
+    st->attempt_ms = w->now_ms;
+    rearm_timer(st);
+    if (upstream_acquire(w, st->pool, st) < 0)
+        stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
+    return true;
+}
+
 void stream_on_upstream_error(struct stream *st, int api_err)
 {
     struct worker *w = W(st);
@@ -343,6 +435,9 @@ void stream_on_upstream_error(struct stream *st, int api_err)
         stream_fail(st, st->phase == SP_UPSTREAM ? API_ERR_STREAM_NOT_FOUND : api_err, NULL);
         return;
     }
+    bal_failure(w, st->bk, api_error_code((enum api_error)api_err));
+    if (stream_failover(st, api_error_code((enum api_error)api_err), false))
+        return;
     shm_add(&w->slot->c.upstream_errors, 1);
     adm_backend_error(st, api_err);
     log_info("stream %s: backend %s: %s", st->id, st->pool->be->name,
@@ -397,15 +492,21 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
 {
     struct worker *w = W(st);
     struct conn *c = st->c;
+    if (!st->forwarded) {
+        /* 429 and 503 say "not now, not here": another backend may serve
+         * it, invisibly, while the client has seen nothing. */
+        bool refused = r->status == 429 || r->status == 503;
+        if (r->status >= 500 || refused) {
+            char why[32];
+            snprintf(why, sizeof why, "answered %u", (unsigned)r->status);
+            bal_failure(w, st->bk, why);
+            if (refused && stream_failover(st, why, false))
+                return -1; /* this connection is done with */
+        } else {
+            bal_success(w, st->bk);
+        }
+    }
     st->phase = SP_RELAY;
-    /* No retry past this point: the request is no longer needed, and a
-     * long stream should not hold its prompt for its whole life. */
-    free(st->req_head);
-    st->req_head = NULL;
-    st->req_body = NULL;
-    free(c->body);
-    c->body = NULL;
-    c->body_len = c->body_cap = 0;
     st->status = r->status;
     st->t_last_ns = clock_mono_ns();
 
@@ -536,6 +637,14 @@ void stream_commit(struct stream *st)
     if (!st->head_committed) {
         st->head_committed = true;
         st->c->status = st->status;
+        /* No failover past this point: the request is no longer needed, and
+         * a long stream should not hold its prompt for its whole life. */
+        free(st->req_head);
+        st->req_head = NULL;
+        st->req_body = NULL;
+        free(st->c->body);
+        st->c->body = NULL;
+        st->c->body_len = st->c->body_cap = 0;
     }
 }
 

@@ -79,6 +79,11 @@ struct stream {
     bool forwarded;      /* a resume relayed to the worker holding the stream: ids kept */
     bool heap_events;    /* events assembled in <big>, not in the client's outq (resume.c) */
     bool failing;        /* stream_fail is answering (it runs once) */
+    bool bk_counted;     /* counted in its backend's outstanding requests (balance.c) */
+    uint8_t bk;          /* the backend it is on (index in the config) */
+    uint8_t attempts;    /* backends it moved to before its first byte (failover) */
+    uint64_t tried;      /* bit per backend already tried */
+    uint64_t attempt_ms; /* this attempt's start: its first-token deadline counts from here */
     char id[STREAM_ID_LEN + 1];
     uint64_t seq;
     uint64_t t0_ns;     /* request received */

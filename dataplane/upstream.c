@@ -21,6 +21,7 @@ int upstream_pools_init(struct worker *w)
         return -ENOMEM;
     for (unsigned i = 0; i < w->npools; i++) {
         w->pools[i].be = &w->cfg->backends[i];
+        w->pools[i].shm_idx = -1;
         list_init(&w->pools[i].idle);
     }
     return 0;

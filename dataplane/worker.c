@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dataplane/admission.h"
+#include "dataplane/balance.h"
 #include "dataplane/client.h"
 #include "dataplane/resume.h"
 #include "dataplane/tls.h"
@@ -340,7 +341,7 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
             w.zc_threshold = cfg->send_zc_threshold;
     }
     w.hdrs = calloc(cfg->max_headers, sizeof *w.hdrs);
-    if (!w.hdrs || upstream_pools_init(&w) < 0 || adm_init(&w) < 0) {
+    if (!w.hdrs || upstream_pools_init(&w) < 0 || bal_init(&w) < 0 || adm_init(&w) < 0) {
         log_error("out of memory");
         _exit(1);
     }

@@ -126,6 +126,7 @@ struct worker {
     uint16_t *tenant_map;         /* config tenant index -> shared table index */
     uint16_t default_tenant;      /* "default" in the shared table, UINT16_MAX = none */
     uint32_t rng;                 /* xorshift state for Retry-After spreading */
+    unsigned bal_rr;              /* where backend ties start (balance.c) */
     struct shm_ring *ev_ring;     /* events up to the control plane */
     struct shm_ring *cmd_ring;    /* commands down from it */
 

@@ -52,7 +52,11 @@ struct config_backend {
     uint16_t port;
     struct config_addr addr; /* resolved at load time */
     enum backend_kind kind;
-    unsigned line; /* where its section starts */
+    char models[1024];     /* comma-separated models it serves; "" = any */
+    uint32_t weight;       /* share of requests against the others (1..1000) */
+    uint32_t max_inflight; /* concurrent requests it may ever have from the node; 0 = no cap */
+    uint32_t priority;     /* fallback order: lower first (0..100) */
+    unsigned line;         /* where its section starts */
 };
 
 /* The governor's control law (numbered as controlplane/governor.h's). */
@@ -130,6 +134,13 @@ struct config {
     uint32_t connect_timeout_ms;       /* 3 s */
     uint32_t upstream_keepalive;       /* idle connections kept per backend per worker, 1024 */
     uint32_t upstream_idle_timeout_ms; /* 60 s */
+    uint32_t upstream_retries;   /* other backends a request may move to before its first byte */
+    uint32_t eject_after;        /* consecutive failures that eject a backend; 0 = never */
+    uint32_t eject_time_ms;      /* first ejection; doubles each time, up to 64x */
+    uint32_t health_interval_ms; /* active checks from the control plane; 0 = none */
+    uint32_t health_timeout_ms;
+    uint32_t health_rise; /* passing checks that bring a down backend up */
+    uint32_t health_fall; /* failing checks that take an up backend down */
 
     /* [stream] token relay */
     uint32_t first_token_timeout_ms;   /* 60 s from request to first content event */

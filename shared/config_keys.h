@@ -146,6 +146,20 @@ X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepal
   "idle connections kept per backend per worker (0 = none)")                                       \
 X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_idle_timeout_ms,  \
   1, 0, 0, "how long an idle backend connection is kept")                                          \
+X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0, 16, 0,             \
+  "other backends a request may move to before its first byte reaches the client")                \
+X(S_UPSTREAM, "upstream", "eject_after", CFG_UINT, "5", config, eject_after, 0, 1000, 0,           \
+  "consecutive failed requests (connect, reset, 5xx, timeout) that eject a backend; 0 = never")   \
+X(S_UPSTREAM, "upstream", "eject_time", CFG_DURATION, "5s", config, eject_time_ms, 1, 0, 0,        \
+  "how long a first ejection lasts; each ejection in a row doubles it, up to 64 times")           \
+X(S_UPSTREAM, "upstream", "health_interval", CFG_DURATION, "2s", config, health_interval_ms, 0, 0, \
+  0, "active health checks of every backend by the control plane; 0 = none")                       \
+X(S_UPSTREAM, "upstream", "health_timeout", CFG_DURATION, "1s", config, health_timeout_ms, 1, 0, \
+  0, "time a health check may take")                                                               \
+X(S_UPSTREAM, "upstream", "health_rise", CFG_UINT, "2", config, health_rise, 1, 100, 0,           \
+  "passing checks in a row that bring a down backend up")                                          \
+X(S_UPSTREAM, "upstream", "health_fall", CFG_UINT, "3", config, health_fall, 1, 100, 0,           \
+  "failing checks in a row that take a backend down")                                              \
 X(S_STREAM, "stream", "first_token_timeout", CFG_DURATION, "60s", config, first_token_timeout_ms, \
   1, 0, 0, "time from request to the first content event")                                         \
 X(S_STREAM, "stream", "token_idle_timeout", CFG_DURATION, "30s", config, token_idle_timeout_ms,   \
@@ -176,6 +190,14 @@ X(S_BACKEND, "backend *", "url", CFG_STR, "", config_backend, url, 0, 0, 0,     
   "required: http://HOST[:PORT] (port 80 by default); HOST is resolved at load")                   \
 X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0, 0,               \
   "backend protocol: openai (vLLM and other OpenAI-compatible servers)")                           \
+X(S_BACKEND, "backend *", "models", CFG_TEXT, "", config_backend, models, 0, 0, 0,                  \
+  "models it serves, comma-separated; empty = any (requests for others never reach it)")         \
+X(S_BACKEND, "backend *", "weight", CFG_UINT, "1", config_backend, weight, 1, 1000, 0,              \
+  "its share of requests against backends of the same priority (1..1000)")                        \
+X(S_BACKEND, "backend *", "max_inflight", CFG_UINT, "0", config_backend, max_inflight, 0, 1000000, \
+  0, "concurrent requests it may ever have from this node (GPU arbitration); 0 = no cap")         \
+X(S_BACKEND, "backend *", "priority", CFG_UINT, "0", config_backend, priority, 0, 100, 0,         \
+  "fallback order: backends of a higher number serve only when no lower one can")                 \
 X(S_AUTH, "auth", "enabled", CFG_BOOL, "false", config, auth_enabled, 0, 0, 0,                      \
   "require an API key; needs a [tenant NAME] with a key_sha256")                                   \
 X(S_GOVERNOR, "governor", "algorithm", CFG_ENUM, "gradient", config, gov_algorithm, 0, 0, 0,       \

@@ -48,6 +48,7 @@ enum ev_reject {
     REJ_TENANT_TOKENS,    /* tenant's token budget could not cover the request (429) */
     REJ_TENANT_EXHAUSTED, /* budget ran out while streaming: stream ended (429 event) */
     REJ_DRAINING,         /* node draining */
+    REJ_BACKENDS_FULL,    /* every backend for the model at max_inflight (503, load shedding) */
     REJ_COUNT,
 };
 
@@ -56,7 +57,7 @@ static inline const char *ev_reject_name(unsigned r)
 {
     static const char *const names[REJ_COUNT] = {
         "queue_full",    "queue_timeout",    "queue_shed", "tenant_streams",
-        "tenant_tokens", "tenant_exhausted", "draining",
+        "tenant_tokens", "tenant_exhausted", "draining",   "backends_full",
     };
     return r < REJ_COUNT ? names[r] : NULL;
 }

@@ -252,6 +252,8 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->resume_dropped, &c->resume_dropped);
     fold_counter(&r->resume_overflows, &c->resume_overflows);
     fold_counter(&r->resume_log_full, &c->resume_log_full);
+    fold_counter(&r->failovers, &c->failovers);
+    fold_counter(&r->backend_panics, &c->backend_panics);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);
@@ -295,6 +297,35 @@ int shm_tenant_find(const struct shm *s, const char *name)
         if (strcmp(t->tenants[i].name, name) == 0)
             return (int)i;
     return -ENOENT;
+}
+
+int shm_backend_find(const struct shm *s, const char *name)
+{
+    const struct shm_tables *t = &s->seg->tables;
+    unsigned n = atomic_load_explicit(&t->nbackends, memory_order_acquire);
+    for (unsigned i = 0; i < n && i < SHM_MAX_BACKENDS; i++)
+        if (strcmp(t->backends[i].name, name) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+int shm_backend_add(struct shm *s, const char *name)
+{
+    struct shm_tables *t = &s->seg->tables;
+    int i = shm_backend_find(s, name);
+    if (i >= 0)
+        return i;
+    /* Never reused: a worker of the old configuration may still count
+     * requests under an index, and health and ejection outlive reloads. */
+    unsigned n = atomic_load_explicit(&t->nbackends, memory_order_relaxed);
+    if (n >= SHM_MAX_BACKENDS)
+        return -ENOSPC;
+    struct shm_backend *e = &t->backends[n];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    atomic_store_explicit(&e->up, 1, memory_order_relaxed);
+    atomic_store_explicit(&e->used, 1, memory_order_relaxed);
+    atomic_store_explicit(&t->nbackends, n + 1, memory_order_release);
+    return (int)n;
 }
 
 int shm_tenant_set(struct shm *s, const char *name, uint32_t hard_limit, uint32_t burst_limit,
@@ -347,6 +378,17 @@ int64_t shm_node_queued(const struct shm *s)
     int64_t n = 0;
     SHM_FOR_EACH_WORKER (s, idx)
         n += atomic_load_explicit(&shm_slot(s, idx)->g.queue_len, memory_order_relaxed);
+    return n;
+}
+
+int64_t shm_node_backend_inflight(const struct shm *s, unsigned backend)
+{
+    int64_t n = 0;
+    if (backend >= SHM_MAX_BACKENDS)
+        return 0;
+    SHM_FOR_EACH_WORKER (s, idx)
+        n += atomic_load_explicit(&shm_slot(s, idx)->backend_inflight[backend],
+                                  memory_order_relaxed);
     return n;
 }
 

@@ -41,6 +41,7 @@
 #define SHM_MAX_SLOTS     1024 /* bound of the live-worker bitmap */
 #define SHM_MAX_TENANTS   1025 /* CONFIG_MAX_TENANTS and the implicit "default" */
 #define SHM_TENANT_NAME   64
+#define SHM_MAX_BACKENDS  256  /* backend names ever configured (reloads add, never reuse) */
 #define SHM_EV_RING_CAP   4096 /* events up, per process slot */
 #define SHM_CMD_RING_CAP  64   /* commands down, per process slot */
 
@@ -111,6 +112,8 @@ struct shm_counters {
     _Atomic uint64_t resume_dropped;   /* finished retained streams dropped for memory */
     _Atomic uint64_t resume_overflows; /* event logs that lost their past (no room at all) */
     _Atomic uint64_t resume_log_full;  /* backend paused because a stream's event log was full */
+    _Atomic uint64_t failovers;      /* requests moved to another backend before their first byte */
+    _Atomic uint64_t backend_panics; /* picks among down backends: none for the model was up */
     struct hist itl;
 };
 
@@ -147,6 +150,9 @@ struct shm_slot {
      * the budgets), so no count can outlive the streams it counts. */
     _Atomic int32_t tenant_streams[SHM_MAX_TENANTS];
     _Atomic int64_t tenant_reserved[SHM_MAX_TENANTS];
+    /* Requests this worker has on each backend now (index in the backend
+     * table); summed over workers for the node-wide count. */
+    _Atomic int32_t backend_inflight[SHM_MAX_BACKENDS];
 };
 
 /* One tenant's shared state.  The limits are written by the supervisor
@@ -165,6 +171,22 @@ struct shm_tenant {
     _Atomic int64_t tokens_avail;       /* the bucket; may dip below 0 by a batch */
 } __attribute__((aligned(64)));
 
+/* One backend's shared state, found by name (a reload keeps it).  `up` is
+ * the control plane's active checks; the rest is written by any worker
+ * with atomic read-modify-writes (passive checks, outlier ejection). */
+struct shm_backend {
+    char name[SHM_LABEL_BACKEND]; /* written once, before `used` */
+    _Atomic uint32_t used;
+    _Atomic uint32_t up;             /* 1 = checks pass (or none run), 0 = down */
+    _Atomic uint32_t fail_streak;    /* failed requests in a row, node-wide */
+    _Atomic uint32_t ejections;      /* ejections in a row: the next lasts 2^n times longer */
+    _Atomic uint64_t eject_until_ms; /* CLOCK_MONOTONIC; 0 = not ejected */
+    _Atomic uint64_t ejected_total;
+    _Atomic uint64_t failures_total; /* requests that failed on it (connect, reset, 5xx, timeout) */
+    _Atomic uint64_t failovers_total; /* requests moved from it to another backend */
+    _Atomic uint64_t checks_failed;   /* active checks that failed */
+} __attribute__((aligned(64)));
+
 /* Read-mostly node tables: the control plane writes, workers read on every
  * admission with plain atomic loads (each value stands alone; none needs to
  * be read together with another). */
@@ -177,6 +199,8 @@ struct shm_tables {
     _Atomic uint32_t ntenants;            /* entries of tenants[] in use */
     _Atomic uint64_t live_workers[SHM_MAX_SLOTS / 64]; /* bit per worker slot, by the supervisor */
     struct shm_tenant tenants[SHM_MAX_TENANTS];
+    _Atomic uint32_t nbackends; /* entries of backends[] in use */
+    struct shm_backend backends[SHM_MAX_BACKENDS];
 };
 
 enum shm_slot_state {
@@ -257,11 +281,18 @@ int shm_tenant_set(struct shm *s, const char *name, uint32_t hard_limit, uint32_
 /* The index of tenant <name>, or -ENOENT. */
 int shm_tenant_find(const struct shm *s, const char *name);
 
+/* Supervisor: the backend table entry for <name>, found or added (a new
+ * one starts up and not ejected).  Its index, or -ENOSPC. */
+int shm_backend_add(struct shm *s, const char *name);
+/* The index of backend <name>, or -ENOENT. */
+int shm_backend_find(const struct shm *s, const char *name);
+
 /* Node-wide sums over the live worker slots (a dead worker's streams are not
  * in them: its slot left the set when it was reaped). */
 int64_t shm_node_admitted(const struct shm *s);
 int64_t shm_node_queued(const struct shm *s);
 int64_t shm_node_tenant_streams(const struct shm *s, unsigned tenant);
+int64_t shm_node_backend_inflight(const struct shm *s, unsigned backend);
 
 /* Calls fn(slot index) for every live worker slot. */
 #define SHM_FOR_EACH_WORKER(s, idx)                                                                \

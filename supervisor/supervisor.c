@@ -179,6 +179,16 @@ static void publish_tenants(struct supervisor *s, const struct config *cfg)
         (void)shm_tenant_set(&s->shm, "default", 0, 0, 60000, 0, 1024);
 }
 
+/* The backend table: every configured backend by name (a reload keeps the
+ * health and ejection state of the ones it keeps). */
+static void publish_backends(struct supervisor *s, const struct config *cfg)
+{
+    for (unsigned i = 0; i < cfg->n_backends; i++)
+        if (shm_backend_add(&s->shm, cfg->backends[i].name) < 0)
+            log_warn("backend table full: [backend %s] is not shared between workers",
+                     cfg->backends[i].name);
+}
+
 static struct gen *gen_new(struct supervisor *s, struct config *cfg, const struct gen *prev)
 {
     struct gen *g = calloc(1, sizeof *g);
@@ -233,6 +243,7 @@ static struct gen *gen_new(struct supervisor *s, struct config *cfg, const struc
         goto fail;
     }
     publish_tenants(s, &g->cfg);
+    publish_backends(s, &g->cfg);
     return g;
 fail:
     if (g->listen_fds)

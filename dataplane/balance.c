@@ -1,0 +1,228 @@
+/* balance — see balance.h. */
+#include "dataplane/balance.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/api_error.h"
+#include "dataplane/upstream.h"
+#include "dataplane/worker.h"
+#include "shared/log.h"
+#include "shared/sbuf.h"
+
+#define EJECT_DOUBLINGS 6 /* the longest ejection is 64 x eject_time */
+
+static struct shm_backend *entry(const struct worker *w, unsigned b)
+{
+    int i = w->pools[b].shm_idx;
+    return i < 0 ? NULL : &w->shm->seg->tables.backends[i];
+}
+
+int bal_init(struct worker *w)
+{
+    for (unsigned b = 0; b < w->npools; b++)
+        w->pools[b].shm_idx = shm_backend_find(w->shm, w->pools[b].be->name);
+    return 0;
+}
+
+bool bal_serves(const struct worker *w, unsigned b, const char *model)
+{
+    const char *list = w->pools[b].be->models;
+    if (!list[0] || !model)
+        return true;
+    size_t ml = strlen(model);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == ml && memcmp(p, model, ml) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static int64_t inflight(const struct worker *w, unsigned b)
+{
+    int i = w->pools[b].shm_idx;
+    return i < 0 ? w->pools[b].nconns : shm_node_backend_inflight(w->shm, (unsigned)i);
+}
+
+bool bal_usable(const struct worker *w, unsigned b)
+{
+    const struct shm_backend *e = entry(w, b);
+    if (!e)
+        return true;
+    return atomic_load_explicit(&e->up, memory_order_relaxed) &&
+           atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed) <= w->now_ms;
+}
+
+/* Is (n + 1) / weight of a lower than of b?  (Cross-multiplied.) */
+static bool lighter(int64_t na, uint32_t wa, int64_t nb, uint32_t wb)
+{
+    return (uint64_t)(na + 1) * wb < (uint64_t)(nb + 1) * wa;
+}
+
+int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err)
+{
+    int best = -1, best_sick = -1;
+    int64_t best_n = 0, sick_n = 0;
+    bool served = false;
+    /* Ties go round the backends, not always to the first. */
+    unsigned start = w->bal_rr++ % (w->npools ? w->npools : 1);
+    for (unsigned k = 0; k < w->npools; k++) {
+        unsigned b = (start + k) % w->npools;
+        const struct config_backend *be = w->pools[b].be;
+        if (!bal_serves(w, b, model))
+            continue;
+        served = true;
+        if (tried & (1ull << b))
+            continue;
+        int64_t n = inflight(w, b);
+        if (be->max_inflight && n >= be->max_inflight)
+            continue;
+        if (!bal_usable(w, b)) {
+            if (best_sick < 0 || lighter(n, be->weight, sick_n, w->pools[best_sick].be->weight)) {
+                best_sick = (int)b;
+                sick_n = n;
+            }
+            continue;
+        }
+        if (best >= 0) {
+            const struct config_backend *bb = w->pools[best].be;
+            if (be->priority > bb->priority)
+                continue;
+            if (be->priority == bb->priority && !lighter(n, be->weight, best_n, bb->weight))
+                continue;
+        }
+        best = (int)b;
+        best_n = n;
+    }
+    if (best < 0 && best_sick >= 0) {
+        best = best_sick; /* every one is down: try the least loaded anyway */
+        shm_add(&w->slot->c.backend_panics, 1);
+    }
+    if (best < 0)
+        *api_err = !served ? API_ERR_MODEL_NOT_FOUND : API_ERR_OVERLOADED;
+    return best;
+}
+
+void bal_begin(struct worker *w, unsigned b)
+{
+    int i = w->pools[b].shm_idx;
+    if (i >= 0)
+        atomic_store_explicit(
+            &w->slot->backend_inflight[i],
+            atomic_load_explicit(&w->slot->backend_inflight[i], memory_order_relaxed) + 1,
+            memory_order_relaxed);
+}
+
+void bal_end(struct worker *w, unsigned b)
+{
+    int i = w->pools[b].shm_idx;
+    if (i >= 0)
+        atomic_store_explicit(
+            &w->slot->backend_inflight[i],
+            atomic_load_explicit(&w->slot->backend_inflight[i], memory_order_relaxed) - 1,
+            memory_order_relaxed);
+}
+
+void bal_success(struct worker *w, unsigned b)
+{
+    struct shm_backend *e = entry(w, b);
+    if (!e)
+        return;
+    if (atomic_load_explicit(&e->fail_streak, memory_order_relaxed))
+        atomic_store_explicit(&e->fail_streak, 0, memory_order_relaxed);
+    /* Healthy again for a while after its last ejection: the next one
+     * starts short again. */
+    uint64_t until = atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed);
+    if (atomic_load_explicit(&e->ejections, memory_order_relaxed) &&
+        w->now_ms > until + 4ull * w->cfg->eject_time_ms)
+        atomic_store_explicit(&e->ejections, 0, memory_order_relaxed);
+}
+
+void bal_failure(struct worker *w, unsigned b, const char *why)
+{
+    struct shm_backend *e = entry(w, b);
+    if (!e)
+        return;
+    atomic_fetch_add_explicit(&e->failures_total, 1, memory_order_relaxed);
+    uint32_t streak = atomic_fetch_add_explicit(&e->fail_streak, 1, memory_order_relaxed) + 1;
+    uint32_t after = w->cfg->eject_after;
+    if (!after || streak < after)
+        return;
+    uint64_t until = atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed);
+    if (until > w->now_ms)
+        return; /* already out */
+    uint32_t n = atomic_fetch_add_explicit(&e->ejections, 1, memory_order_relaxed);
+    uint64_t ms = (uint64_t)w->cfg->eject_time_ms << (n < EJECT_DOUBLINGS ? n : EJECT_DOUBLINGS);
+    /* One worker wins the ejection; the streak starts again after it. */
+    if (!atomic_compare_exchange_strong_explicit(&e->eject_until_ms, &until, w->now_ms + ms,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&e->fail_streak, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->ejected_total, 1, memory_order_relaxed);
+    log_warn("backend %s ejected for %llu ms after %u failures in a row (last: %s)",
+             w->pools[b].be->name, (unsigned long long)ms, streak, why);
+}
+
+void bal_failover(struct worker *w, unsigned b)
+{
+    struct shm_backend *e = entry(w, b);
+    if (e)
+        atomic_fetch_add_explicit(&e->failovers_total, 1, memory_order_relaxed);
+}
+
+/* Appends the models of <list> not already in <b> (a JSON list being built)
+ * as OpenAI model objects owned by <owner>. */
+static void add_models(struct sbuf *b, const char *list, const char *owner, bool *first)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if (t > p) {
+            char esc[512];
+            size_t n = api_json_escape(esc, sizeof esc, p, (size_t)(t - p));
+            char needle[600];
+            snprintf(needle, sizeof needle, "{\"id\":\"%.*s\",", (int)n, esc);
+            if (!b->p || !memmem(b->p, b->len, needle, strlen(needle))) {
+                sbuf_printf(b, "%s%s\"object\":\"model\",\"created\":0,\"owned_by\":\"%s\"}",
+                            *first ? "" : ",", needle, owner);
+                *first = false;
+            }
+        }
+        p = e;
+    }
+}
+
+int bal_models_json(const struct worker *w, struct sbuf *b)
+{
+    bool any_usable = false;
+    for (unsigned i = 0; i < w->npools; i++) {
+        if (!w->pools[i].be->models[0])
+            return -ENOENT; /* that one's models are its own to tell */
+        any_usable |= bal_usable(w, i);
+    }
+    bool first = true;
+    sbuf_puts(b, "{\"object\":\"list\",\"data\":[");
+    for (unsigned i = 0; i < w->npools; i++)
+        if (!any_usable || bal_usable(w, i))
+            add_models(b, w->pools[i].be->models, w->pools[i].be->name, &first);
+    sbuf_puts(b, "]}");
+    return b->err ? b->err : 0;
+}
