@@ -143,6 +143,7 @@ static void handle(struct admin *a, struct admin_conn *c, const struct h1_reques
     sbuf_init(&body, ADMIN_OUT_MAX);
     if (PATH_IS("/metrics")) {
         metrics_render(&snap, &body);
+        metrics_render_backends(a->shm, a->cfg, clock_mono_ms(), &body);
         respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.p ? body.p : "",
                 body.len);
     } else if (PATH_IS("/healthz")) {

@@ -15,6 +15,7 @@
 
 #include "controlplane/admin.h"
 #include "controlplane/ctl.h"
+#include "controlplane/health.h"
 #include "controlplane/rollout_state.h"
 #include "shared/log.h"
 
@@ -165,6 +166,7 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
 {
     static struct admin admin;
     static struct ctl ctl;
+    static struct health health;
     struct cp *cp = &cp_state;
     log_init("control", -1, (enum log_level)cfg->log_level);
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -203,6 +205,10 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
         log_error("control plane: out of memory");
         _exit(1);
     }
+    if (health_init(&health, ep, cfg, shm) < 0) {
+        log_error("control plane: out of memory");
+        _exit(1);
+    }
     take_lease(shm);
     load_rollout(cp);
     gov_setup(cp);
@@ -236,6 +242,7 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
                     if (si.ssi_signo != SIGHUP) {
                         admin_close_all(&admin);
                         ctl_close(&ctl);
+                        health_close(&health);
                         view_free(&cp->view);
                         close(ep);
                         close(sfd);
@@ -244,11 +251,14 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
                 }
             } else if (tag == TAG_CTL) {
                 ctl_poll(&ctl, now);
+            } else if (health_owns(&health, tag)) {
+                health_on_event(&health, tag, evs[i].events);
             } else {
                 admin_on_event(&admin, tag, evs[i].events);
             }
         }
         view_poll(&cp->view, now);
+        health_poll(&health, now);
         if (now >= next_gov) {
             gov_tick(cp);
             budget_tick(&cp->budget, shm, now);

@@ -224,6 +224,42 @@ static json_t *rejected_obj(const struct cp *cp)
     return o;
 }
 
+/* Each configured backend: its settings and what the node knows of it. */
+static json_t *backends_arr(const struct cp *cp)
+{
+    json_t *a = json_array();
+    uint64_t now = clock_mono_ms();
+    for (unsigned i = 0; i < cp->cfg->n_backends; i++) {
+        const struct config_backend *be = &cp->cfg->backends[i];
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:i, s:i, s:i}", "name", be->name, "url", be->url, "models",
+                      be->models, "weight", (json_int_t)be->weight, "max_inflight",
+                      (json_int_t)be->max_inflight, "priority", (json_int_t)be->priority);
+        int idx = shm_backend_find(cp->shm, be->name);
+        if (idx >= 0) {
+            const struct shm_backend *e = &cp->shm->seg->tables.backends[idx];
+            uint64_t until = atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed);
+            json_object_set_new(o, "up",
+                                json_boolean(atomic_load_explicit(&e->up, memory_order_relaxed)));
+            json_object_set_new(o, "ejected_ms",
+                                json_integer(until > now ? (json_int_t)(until - now) : 0));
+            json_object_set_new(o, "inflight",
+                                json_integer(shm_node_backend_inflight(cp->shm, (unsigned)idx)));
+            json_object_set_new(o, "failures",
+                                json_integer((json_int_t)atomic_load_explicit(
+                                    &e->failures_total, memory_order_relaxed)));
+            json_object_set_new(o, "failovers",
+                                json_integer((json_int_t)atomic_load_explicit(
+                                    &e->failovers_total, memory_order_relaxed)));
+            json_object_set_new(o, "ejections",
+                                json_integer((json_int_t)atomic_load_explicit(
+                                    &e->ejected_total, memory_order_relaxed)));
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *tenants_arr(const struct cp *cp)
 {
     json_t *a = json_array();
@@ -422,13 +458,8 @@ static json_t *execute(struct ctl *c, struct ctl_conn *k, const char **argv, siz
         return ok(limits_obj(cp));
     if (strcmp(cmd, "tenants") == 0)
         return ok(json_pack("{s:o}", "tenants", tenants_arr(cp)));
-    if (strcmp(cmd, "backends") == 0) {
-        json_t *a = json_array();
-        for (unsigned i = 0; i < cp->cfg->n_backends; i++)
-            json_array_append_new(a, json_pack("{s:s, s:s}", "name", cp->cfg->backends[i].name,
-                                               "url", cp->cfg->backends[i].url));
-        return ok(json_pack("{s:o}", "backends", a));
-    }
+    if (strcmp(cmd, "backends") == 0)
+        return ok(json_pack("{s:o}", "backends", backends_arr(cp)));
     if (strcmp(cmd, "drain") == 0) {
         char who[96];
         snprintf(who, sizeof who, "uid=%u pid=%d drain", (unsigned)k->cred.uid, (int)k->cred.pid);

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "shared/config.h"
+
 static uint64_t rd(const _Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
@@ -54,6 +56,7 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->resume_dropped += rd(&c->resume_dropped);
     s->resume_overflows += rd(&c->resume_overflows);
     s->resume_log_full += rd(&c->resume_log_full);
+    s->backend_panics += rd(&c->backend_panics);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -281,6 +284,9 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
                 (unsigned long long)s->resume_dropped);
     sbuf_printf(b, "sluice_resume_dropped_total{reason=\"overflow\"} %llu\n",
                 (unsigned long long)s->resume_overflows);
+    counter(b, "sluice_backend_panics_total",
+            "Requests sent to a backend that was down or ejected: none for the model was up.",
+            s->backend_panics);
     counter(b, "sluice_resume_log_full_total",
             "Times a backend was paused because a resumable stream's event log was full.",
             s->resume_log_full);
@@ -346,4 +352,59 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
     gauge(b, "sluice_workers", "Worker processes alive.", s->workers_live);
     gauge(b, "sluice_workers_draining", "Worker processes draining.", s->workers_draining);
     return b->err;
+}
+
+void metrics_render_backends(const struct shm *shm, const struct config *cfg, uint64_t now_ms,
+                             struct sbuf *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"sluice_backend_up", "gauge", "1 when the backend is up (checks pass) and not ejected."},
+        {"sluice_backend_inflight", "gauge", "Requests outstanding on the backend, node-wide."},
+        {"sluice_backend_ejections_total", "counter",
+         "Times the backend was ejected after failures in a row."},
+        {"sluice_backend_failures_total", "counter",
+         "Requests that failed on the backend (connect, reset, 5xx, 429, first-token timeout)."},
+        {"sluice_backend_failovers_total", "counter",
+         "Requests moved from the backend to another before their first byte."},
+        {"sluice_backend_checks_failed_total", "counter", "Active health checks that failed."},
+    };
+    const struct shm_tables *t = &shm->seg->tables;
+    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
+        sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
+        for (unsigned i = 0; i < cfg->n_backends; i++) {
+            int idx = shm_backend_find(shm, cfg->backends[i].name);
+            if (idx < 0)
+                continue;
+            const struct shm_backend *e = &t->backends[idx];
+            uint64_t v;
+            switch (k) {
+            case 0:
+                v = atomic_load_explicit(&e->up, memory_order_relaxed) &&
+                    atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed) <= now_ms;
+                break;
+            case 1: {
+                int64_t n = shm_node_backend_inflight(shm, (unsigned)idx);
+                v = n > 0 ? (uint64_t)n : 0;
+                break;
+            }
+            case 2:
+                v = rd(&e->ejected_total);
+                break;
+            case 3:
+                v = rd(&e->failures_total);
+                break;
+            case 4:
+                v = rd(&e->failovers_total);
+                break;
+            default:
+                v = rd(&e->checks_failed);
+                break;
+            }
+            sbuf_printf(b, "%s{backend=\"", m[k].name);
+            put_label(b, cfg->backends[i].name);
+            sbuf_printf(b, "\"} %llu\n", (unsigned long long)v);
+        }
+    }
 }

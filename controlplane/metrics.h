@@ -61,6 +61,7 @@ struct metrics_snapshot {
     uint64_t resume_retained, resumes[SHM_RESUME_COUNT], resume_expired, resume_takeovers;
     uint64_t resume_dropped, resume_overflows, resume_log_full;
     int64_t resume_streams, resume_bytes;
+    uint64_t backend_panics;
     int64_t ws_conns;
     int64_t admitted_now;
     int64_t queue_len;
@@ -77,5 +78,11 @@ void metrics_collect(const struct shm *shm, struct metrics_snapshot *snap);
 
 /* Appends the Prometheus page for <snap> to <out>.  0 or -errno. */
 int metrics_render(const struct metrics_snapshot *snap, struct sbuf *out);
+
+struct config;
+/* The per-backend metrics of the configured backends (health, ejection,
+ * outstanding requests, failures, failovers), read from the backend table. */
+void metrics_render_backends(const struct shm *shm, const struct config *cfg, uint64_t now_ms,
+                             struct sbuf *out);
 
 #endif

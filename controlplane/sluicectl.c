@@ -358,9 +358,24 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "backends") == 0) {
         size_t k;
         json_t *b;
+        printf("  %-16s %-28s %-8s %8s %6s %4s %8s %9s  %s\n", "NAME", "URL", "STATE", "INFLIGHT",
+               "WEIGHT", "PRIO", "FAILURES", "FAILOVERS", "MODELS");
         json_array_foreach (json_object_get(d, "backends"), k, b) {
-            printf("  %-20s %s\n", json_string_value(json_object_get(b, "name")),
-                   json_string_value(json_object_get(b, "url")));
+            char infl[32];
+            long long cap = geti(b, "max_inflight");
+            if (cap)
+                snprintf(infl, sizeof infl, "%lld/%lld", geti(b, "inflight"), cap);
+            else
+                snprintf(infl, sizeof infl, "%lld", geti(b, "inflight"));
+            const char *state = !json_is_true(json_object_get(b, "up")) ? "down"
+                                : geti(b, "ejected_ms")                 ? "ejected"
+                                                                        : "up";
+            const char *models = json_string_value(json_object_get(b, "models"));
+            printf("  %-16s %-28s %-8s %8s %6lld %4lld %8lld %9lld  %s\n",
+                   json_string_value(json_object_get(b, "name")),
+                   json_string_value(json_object_get(b, "url")), state, infl, geti(b, "weight"),
+                   geti(b, "priority"), geti(b, "failures"), geti(b, "failovers"),
+                   models && *models ? models : "(any)");
         }
     } else if (strcmp(cmd, "drain") == 0) {
         printf("draining: open streams finish, new ones are refused, then sluice exits\n");

@@ -381,7 +381,6 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
     log_info("stream %s: backend %s: %s; trying %s", st->id, w->pools[old].be->name, why,
              w->pools[b].be->name);
     bal_failover(w, old);
-    shm_add(&w->slot->c.failovers, 1);
     sev_drop_partial(st);
     if (st->head_written) {
         outq_truncate(&st->c->out, &w->slabs, &st->head_mark);
@@ -502,9 +501,9 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
             bal_failure(w, st->bk, why);
             if (refused && stream_failover(st, why, false))
                 return -1; /* this connection is done with */
-        } else {
-            bal_success(w, st->bk);
         }
+        /* A good head is not yet a good answer (a backend can send it and
+         * then no token): success is counted at the first byte relayed. */
     }
     st->phase = SP_RELAY;
     st->status = r->status;
@@ -637,6 +636,8 @@ void stream_commit(struct stream *st)
     if (!st->head_committed) {
         st->head_committed = true;
         st->c->status = st->status;
+        if (!st->forwarded && st->status < 500 && st->status != 429)
+            bal_success(W(st), st->bk);
         /* No failover past this point: the request is no longer needed, and
          * a long stream should not hold its prompt for its whole life. */
         free(st->req_head);

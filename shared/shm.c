@@ -252,7 +252,6 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->resume_dropped, &c->resume_dropped);
     fold_counter(&r->resume_overflows, &c->resume_overflows);
     fold_counter(&r->resume_log_full, &c->resume_log_full);
-    fold_counter(&r->failovers, &c->failovers);
     fold_counter(&r->backend_panics, &c->backend_panics);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);

@@ -475,6 +475,7 @@ void resp_stats_body(struct bbuf *b, const struct resp_counters *c)
     stat_field(b, "connections", c->connections, false);
     stat_field(b, "tokens", c->tokens, false);
     stat_field(b, "faults", c->faults, false);
+    stat_field(b, "peak", c->peak, false);
     bbuf_puts(b, "}");
 }
 

@@ -113,6 +113,7 @@ struct resp_counters {
     uint64_t connections;
     uint64_t tokens; /* tokens generated */
     uint64_t faults; /* requests that got a fault injected */
+    uint64_t peak;   /* most generation requests in progress at once */
 };
 
 /* GET /stats body (JSON). */

@@ -385,6 +385,7 @@ static void fill_counters(const struct server *s, struct resp_counters *out)
     *out = s->cnt;
     out->running = s->sim.running;
     out->waiting = s->sim.waiting;
+    out->peak = s->sim.peak;
     out->connections = s->n_conns;
 }
 

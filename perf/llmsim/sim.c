@@ -22,6 +22,8 @@ static void start_running(struct sim *s, struct sim_seq *q)
 
 bool sim_submit(struct sim *s, struct sim_seq *q, uint8_t model)
 {
+    if (s->running + s->waiting + 1 > s->peak)
+        s->peak = s->running + s->waiting + 1;
     q->model = model < SIM_MAX_MODELS ? model : 0;
     q->prev = q->next = NULL;
     if (s->running < s->p.max_batch) {

@@ -43,6 +43,7 @@ struct sim_params {
 struct sim {
     struct sim_params p;
     uint32_t running;
+    uint32_t peak; /* most sequences in the sim at once (running + waiting) */
     uint32_t waiting;
     struct sim_seq *head; /* oldest waiting */
     struct sim_seq *tail;

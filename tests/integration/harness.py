@@ -68,10 +68,10 @@ class Proc:
 
 
 class Llmsim(Proc):
-    def __init__(self, *args):
+    def __init__(self, *args, port=0):
         self.port_file = tempfile.mktemp(prefix="llmsim-port-")
-        super().__init__([LLMSIM, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-                          "--quiet", *args], "llmsim")
+        super().__init__([LLMSIM, "--listen", "127.0.0.1:%d" % port, "--port-file",
+                          self.port_file, "--quiet", *args], "llmsim")
         self.port = int(wait_for(lambda: _read_nonempty(self.port_file), what="llmsim port"))
 
     def stats(self):
@@ -93,6 +93,7 @@ class Sluice(Proc):
     """sluice with a generated config; extra sections/keys via `conf`."""
 
     def __init__(self, backend_port, conf=None, workers=2):
+        """backend_port None: no [backend sim]; `conf` names the backends."""
         self.port = free_port()
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sluice-test-")
@@ -108,8 +109,9 @@ class Sluice(Proc):
                 "log_level": "info",
                 "drain_timeout": "10s",
             },
-            "backend sim": {"url": "http://127.0.0.1:%d" % backend_port},
         }
+        if backend_port is not None:
+            sections["backend sim"] = {"url": "http://127.0.0.1:%d" % backend_port}
         for sec, kv in (conf or {}).items():
             sections.setdefault(sec, {}).update(kv)
         self.conf_path = tempfile.mktemp(prefix="sluice-", suffix=".ini")

@@ -1,0 +1,263 @@
+"""Several backends: routing by model, node-wide least-outstanding picking,
+max_inflight caps (load shedding), failover before the first byte, passive
+ejection and active health checks."""
+
+import json
+import socket
+import threading
+import time
+import unittest
+
+from harness import (CHAT, Conn, Llmsim, Sluice, chat_body, ctl, free_port, request,
+                     sse_events, tokens_of, wait_for)
+
+
+def chat(port, model, stream=True, headers=None, **extra):
+    c = Conn(port)
+    try:
+        body = json.loads(chat_body(stream, **extra))
+        body["model"] = model
+        return c.request("POST", CHAT, json.dumps(body), headers)
+    finally:
+        c.close()
+
+
+def expected(n):
+    return [" w%d" % i for i in range(n)]
+
+
+class MultiBackendTest(unittest.TestCase):
+    """Starts the llmsims of `sims` (name -> args) and one sluice with a
+    [backend NAME] per sim, plus `backends` (extra keys per backend) and
+    `conf` (other sections)."""
+
+    sims = {}
+    backends = {}
+    conf = {}
+    workers = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = {}
+        try:
+            for name, args in cls.sims.items():
+                cls.sim[name] = Llmsim(*args)
+            sections = dict(cls.conf)
+            for name, keys in cls.backends.items():
+                url = keys.get("url") or "http://127.0.0.1:%d" % cls.sim[name].port
+                sections["backend " + name] = dict(keys, url=url)
+            cls.names = list(cls.backends)
+            cls.sluice = Sluice(None, sections, cls.workers)
+        except Exception:
+            for s in cls.sim.values():
+                s.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.sluice.stop()
+        for s in cls.sim.values():
+            s.stop()
+        out = cls.sluice.output()
+        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            if bad in out:
+                raise AssertionError("sanitizer report in sluice output:\n" + out[-8000:])
+        if rc not in (0, None):
+            raise AssertionError("sluice exited with %s:\n%s" % (rc, out[-4000:]))
+
+    def metric(self, key):
+        return self.sluice.metrics().get(key, 0)
+
+    def requests_of(self, name):
+        return self.sim[name].stats()["requests"]
+
+
+class RoutingTest(MultiBackendTest):
+    sims = {"a": ("--model", "alpha,shared", "--ttft-ms", "5", "--itl-ms", "20", "--tokens", "10"),
+            "b": ("--model", "beta,shared", "--ttft-ms", "5", "--itl-ms", "20", "--tokens", "10")}
+    backends = {"a": {"models": "alpha, shared"}, "b": {"models": "beta,shared"}}
+
+    def test_a_model_goes_only_where_it_is_served(self):
+        a0, b0 = self.requests_of("a"), self.requests_of("b")
+        for _ in range(4):
+            r = chat(self.sluice.port, "alpha")
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(tokens_of(sse_events(r.body)), expected(10))
+        r = chat(self.sluice.port, "beta", stream=False)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual((self.requests_of("a") - a0, self.requests_of("b") - b0), (4, 1))
+
+    def test_unknown_model_is_404_and_reaches_no_backend(self):
+        a0, b0 = self.requests_of("a"), self.requests_of("b")
+        r = chat(self.sluice.port, "gamma")
+        self.assertEqual(r.status, 404)
+        err = r.json()["error"]
+        self.assertEqual((err["type"], err["code"]), ("invalid_request_error", "model_not_found"))
+        self.assertEqual((self.requests_of("a"), self.requests_of("b")), (a0, b0))
+
+    def test_shared_model_is_spread_by_outstanding_requests(self):
+        a0, b0 = self.requests_of("a"), self.requests_of("b")
+        results = []
+
+        def one():
+            results.append(chat(self.sluice.port, "shared"))
+        ts = [threading.Thread(target=one) for _ in range(16)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertTrue(all(r.status == 200 for r in results))
+        da, db = self.requests_of("a") - a0, self.requests_of("b") - b0
+        self.assertEqual(da + db, 16)
+        # 16 concurrent streams on two equal backends: least outstanding
+        # keeps them within a few of each other.
+        self.assertLessEqual(abs(da - db), 4, (da, db))
+
+    def test_models_list_is_the_union(self):
+        st, _, body = request("127.0.0.1", self.sluice.port, "GET", "/v1/models")
+        self.assertEqual(st, 200)
+        d = json.loads(body)
+        self.assertEqual(d["object"], "list")
+        self.assertEqual(sorted(m["id"] for m in d["data"]), ["alpha", "beta", "shared"])
+        self.assertTrue(all(m["object"] == "model" for m in d["data"]))
+
+    def test_backends_in_metrics_and_sluicectl(self):
+        m = self.sluice.metrics()
+        for n in self.names:
+            self.assertEqual(m['sluice_backend_up{backend="%s"}' % n], 1)
+            self.assertIn('sluice_backend_inflight{backend="%s"}' % n, m)
+        rc, out, err = ctl(self.sluice, "backends")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("alpha, shared", out)
+        rc, out, err = ctl(self.sluice, "--json", "backends")
+        self.assertEqual(rc, 0, err)
+        bs = json.loads(out)["backends"]
+        self.assertEqual([b["name"] for b in bs], self.names)
+        self.assertTrue(all(b["up"] and b["ejected_ms"] == 0 for b in bs))
+
+
+class CapTest(MultiBackendTest):
+    sims = {"a": ("--ttft-ms", "5", "--itl-ms", "50", "--tokens", "20"),
+            "b": ("--ttft-ms", "5", "--itl-ms", "50", "--tokens", "20")}
+    backends = {"a": {"max_inflight": "2"}, "b": {"max_inflight": "3"}}
+
+    def test_caps_are_never_exceeded_and_the_rest_is_shed_at_once(self):
+        results = []
+
+        def one():
+            t0 = time.monotonic()
+            r = chat(self.sluice.port, "llmsim-1")
+            results.append((r, time.monotonic() - t0))
+        ts = [threading.Thread(target=one) for _ in range(12)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        ok = [r for r, _ in results if r.status == 200]
+        shed = [(r, dt) for r, dt in results if r.status != 200]
+        self.assertLessEqual(self.sim["a"].stats()["peak"], 2)
+        self.assertLessEqual(self.sim["b"].stats()["peak"], 3)
+        self.assertGreaterEqual(len(ok), 5)
+        self.assertEqual(len(ok) + len(shed), 12)
+        for r, dt in shed:
+            self.assertEqual(r.status, 503)
+            self.assertEqual(r.json()["error"]["code"], "overloaded")
+            self.assertIn("retry-after", r.headers)
+            self.assertLess(dt, 0.5)  # refused at once, not queued
+        self.assertGreaterEqual(self.metric('sluice_rejected_total{reason="backends_full"}'),
+                                len(shed))
+        for r in ok:
+            self.assertEqual(tokens_of(sse_events(r.body)), expected(20))
+
+
+class FailoverTest(MultiBackendTest):
+    """`dead` listens nowhere, `busy` answers 503, `slow` never sends a
+    first token in time; `good` serves.  All are at priority 0 except good,
+    so every request tries a bad one first whenever one is eligible."""
+
+    sims = {"busy": ("--fault", "status:503", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "8"),
+            "slow": ("--ttft-ms", "30000", "--itl-ms", "5", "--tokens", "8"),
+            "good": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "8")}
+    backends = {"dead": {"url": "http://127.0.0.1:%d" % free_port()},
+                "busy": {}, "slow": {}, "good": {"priority": "1"}}
+    conf = {"upstream": {"retries": "3", "eject_after": "2", "eject_time": "60s",
+                         "health_interval": "0"},
+            "stream": {"first_token_timeout": "500ms"}}
+    workers = 1
+
+    def test_bad_backends_cost_the_client_nothing_then_are_ejected(self):
+        for i in range(6):
+            r = chat(self.sluice.port, "llmsim-1")
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(tokens_of(sse_events(r.body)), expected(8))
+        m = self.sluice.metrics()
+        for n in ("dead", "busy", "slow"):
+            self.assertGreaterEqual(m['sluice_backend_failovers_total{backend="%s"}' % n], 1, n)
+            self.assertGreaterEqual(m['sluice_backend_ejections_total{backend="%s"}' % n], 1, n)
+            self.assertEqual(m['sluice_backend_up{backend="%s"}' % n], 0, n)
+        self.assertEqual(m['sluice_backend_up{backend="good"}'], 1)
+        # All three out: requests go straight to good, nothing more to fail over.
+        f0 = sum(m['sluice_backend_failovers_total{backend="%s"}' % n]
+                 for n in ("dead", "busy", "slow"))
+        busy0 = self.requests_of("busy")
+        t0 = time.monotonic()
+        for _ in range(4):
+            r = chat(self.sluice.port, "llmsim-1", stream=False)
+            self.assertEqual(r.status, 200, r.body)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        m = self.sluice.metrics()
+        self.assertEqual(sum(m['sluice_backend_failovers_total{backend="%s"}' % n]
+                             for n in ("dead", "busy", "slow")), f0)
+        self.assertEqual(self.requests_of("busy"), busy0)
+        self.assertEqual(self.sim["slow"].stats()["running"], 0)  # its requests were cancelled
+
+
+class FailoverLimitTest(MultiBackendTest):
+    """With no healthy backend left, the client gets the last backend's
+    answer; after the first token there is no failover: an error event."""
+
+    sims = {"busy": ("--fault", "status:503", "--ttft-ms", "5"),
+            "cut": ("--fault", "close_after:3", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "8")}
+    backends = {"busy": {}, "cut": {"priority": "1"}}
+    conf = {"upstream": {"retries": "1", "eject_after": "0", "health_interval": "0"}}
+    workers = 1
+
+    def test_after_the_first_token_the_stream_ends_with_an_error_event(self):
+        r = chat(self.sluice.port, "llmsim-1")
+        self.assertEqual(r.status, 200)
+        evs = sse_events(r.body)
+        self.assertEqual(tokens_of(evs), expected(3)[:len(tokens_of(evs))])
+        self.assertEqual(evs[-1].get("event"), ["error"])
+        self.assertEqual(json.loads(evs[-1]["data"][0])["error"]["code"], "backend_closed")
+
+
+class HealthTest(MultiBackendTest):
+    sims = {"a": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5"),
+            "b": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5")}
+    backends = {"a": {}, "b": {}}
+    conf = {"upstream": {"health_interval": "100ms", "health_timeout": "300ms",
+                         "health_rise": "2", "health_fall": "2", "eject_after": "0"}}
+
+    def test_a_dead_backend_goes_down_and_comes_back_up(self):
+        up = 'sluice_backend_up{backend="a"}'
+        self.assertEqual(self.metric(up), 1)
+        port = self.sim["a"].port
+        self.sim["a"].stop()
+        wait_for(lambda: self.metric(up) == 0, 10, "backend down")
+        self.assertGreaterEqual(self.metric('sluice_backend_checks_failed_total{backend="a"}'), 2)
+        b0 = self.requests_of("b")
+        for _ in range(4):
+            r = chat(self.sluice.port, "llmsim-1", stream=False)
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.requests_of("b") - b0, 4)  # no request even tried the dead one
+        self.assertEqual(self.metric('sluice_backend_failures_total{backend="a"}'), 0)
+        self.sim["a"] = Llmsim("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5", port=port)
+        wait_for(lambda: self.metric(up) == 1, 10, "backend up again")
+        a0 = self.requests_of("a")
+        for _ in range(6):
+            chat(self.sluice.port, "llmsim-1", stream=False)
+        self.assertGreater(self.requests_of("a"), a0)
+
+
+if __name__ == "__main__":
+    unittest.main()
