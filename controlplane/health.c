@@ -172,11 +172,16 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
     c->buf[c->len] = '\0';
     if (c->len < 12 && !memchr(c->buf, '\n', c->len))
         return; /* the status line is not complete yet */
-    unsigned status = 0;
-    if (sscanf(c->buf, "HTTP/1.%*1[01] %3u", &status) != 1) {
+    /* "HTTP/1.x NNN" */
+    const char *b = c->buf;
+    if (c->len < 12 || memcmp(b, "HTTP/1.", 7) != 0 || (b[7] != '0' && b[7] != '1') ||
+        b[8] != ' ' || b[9] < '1' || b[9] > '5' || b[10] < '0' || b[10] > '9' || b[11] < '0' ||
+        b[11] > '9') {
         verdict(h, c, false, "not an HTTP answer");
         return;
     }
+    unsigned status =
+        (unsigned)(b[9] - '0') * 100 + (unsigned)(b[10] - '0') * 10 + (unsigned)(b[11] - '0');
     char why[32];
     snprintf(why, sizeof why, "status %u", status);
     verdict(h, c, status >= 200 && status < 300, why);

@@ -99,7 +99,9 @@ int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err)
             const struct config_backend *bb = w->pools[best].be;
             if (be->priority > bb->priority)
                 continue;
-            if (be->priority == bb->priority && !lighter(n, be->weight, best_n, bb->weight))
+            /* round_robin: the first eligible from the rotating start */
+            if (be->priority == bb->priority && (w->cfg->balance == CONFIG_BALANCE_RR ||
+                                                 !lighter(n, be->weight, best_n, bb->weight)))
                 continue;
         }
         best = (int)b;

@@ -63,6 +63,8 @@ static const char *const backend_kind_names[] = {"openai"};
 static const char *const gov_algo_names[] = {"pid", "gradient"};
 /* In the order of enum config_tls_version. */
 static const char *const tls_version_names[] = {"1.2", "1.3"};
+/* In the order of enum config_balance. */
+static const char *const balance_names[] = {"least_outstanding", "round_robin"};
 
 /* The names a CFG_ENUM key takes. */
 static const char *const *enum_names(enum section sec, size_t *n)
@@ -74,6 +76,10 @@ static const char *const *enum_names(enum section sec, size_t *n)
     if (sec == S_GOVERNOR) {
         *n = sizeof gov_algo_names / sizeof *gov_algo_names;
         return gov_algo_names;
+    }
+    if (sec == S_UPSTREAM) {
+        *n = sizeof balance_names / sizeof *balance_names;
+        return balance_names;
     }
     *n = sizeof backend_kind_names / sizeof *backend_kind_names;
     return backend_kind_names;

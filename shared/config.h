@@ -65,6 +65,12 @@ enum config_tls_version {
     CONFIG_TLS_13,
 };
 
+/* How a backend is picked among the eligible (balance.c). */
+enum config_balance {
+    CONFIG_BALANCE_LEAST = 0, /* fewest outstanding per unit of weight, node-wide */
+    CONFIG_BALANCE_RR,        /* in turn, whatever their load (a baseline to compare) */
+};
+
 enum config_gov_algo {
     CONFIG_GOV_PID = 0,
     CONFIG_GOV_GRADIENT = 1,
@@ -134,7 +140,8 @@ struct config {
     uint32_t connect_timeout_ms;       /* 3 s */
     uint32_t upstream_keepalive;       /* idle connections kept per backend per worker, 1024 */
     uint32_t upstream_idle_timeout_ms; /* 60 s */
-    uint32_t upstream_retries;   /* other backends a request may move to before its first byte */
+    uint32_t upstream_retries; /* other backends a request may move to before its first byte */
+    enum config_balance balance;
     uint32_t eject_after;        /* consecutive failures that eject a backend; 0 = never */
     uint32_t eject_time_ms;      /* first ejection; doubles each time, up to 64x */
     uint32_t health_interval_ms; /* active checks from the control plane; 0 = none */

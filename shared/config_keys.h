@@ -146,6 +146,8 @@ X(S_UPSTREAM, "upstream", "keepalive", CFG_UINT, "1024", config, upstream_keepal
   "idle connections kept per backend per worker (0 = none)")                                       \
 X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_idle_timeout_ms,  \
   1, 0, 0, "how long an idle backend connection is kept")                                          \
+X(S_UPSTREAM, "upstream", "balance", CFG_ENUM, "least_outstanding", config, balance, 0, 0, 0,       \
+  "how a backend is picked: least_outstanding (per weight, node-wide) or round_robin")             \
 X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0, 16, 0,             \
   "other backends a request may move to before its first byte reaches the client")                \
 X(S_UPSTREAM, "upstream", "eject_after", CFG_UINT, "5", config, eject_after, 0, 1000, 0,           \
