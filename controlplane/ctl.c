@@ -254,6 +254,17 @@ static json_t *backends_arr(const struct cp *cp)
             json_object_set_new(o, "ejections",
                                 json_integer((json_int_t)atomic_load_explicit(
                                     &e->ejected_total, memory_order_relaxed)));
+            uint64_t at = atomic_load_explicit(&e->load_ms, memory_order_relaxed);
+            if (at) {
+                /* the backend's own view (vLLM /metrics), and how old it is */
+                json_t *load = json_pack(
+                    "{s:i, s:i, s:f, s:i}", "waiting",
+                    (json_int_t)atomic_load_explicit(&e->waiting, memory_order_relaxed), "running",
+                    (json_int_t)atomic_load_explicit(&e->running, memory_order_relaxed), "kv_cache",
+                    atomic_load_explicit(&e->kv_permille, memory_order_relaxed) / 1000.0, "age_ms",
+                    (json_int_t)(now > at ? now - at : 0));
+                json_object_set_new(o, "load", load);
+            }
         }
         json_array_append_new(a, o);
     }

@@ -22,6 +22,8 @@ enum hc_state {
     HC_READING,
 };
 
+#define METRICS_MAX (1u << 20) /* a /metrics answer larger than this is not read */
+
 struct hc_check {
     const struct config_backend *be;
     int shm_idx;
@@ -31,10 +33,16 @@ struct hc_check {
     uint64_t deadline_ms;
     uint32_t passes; /* in a row */
     uint32_t fails;  /* in a row */
+    bool scrape;     /* this connection reads /metrics, not /health */
     char req[256];
     size_t req_len;
+    char mreq[256];
+    size_t mreq_len;
     char buf[64]; /* enough for the status line */
     size_t len;
+    char *mbuf; /* the /metrics answer */
+    size_t mlen;
+    size_t mcap;
 };
 
 int health_init(struct health *h, int ep, const struct config *cfg, struct shm *shm)
@@ -62,6 +70,11 @@ int health_init(struct health *h, int ep, const struct config *cfg, struct shm *
                          "Connection: close\r\n\r\n",
                          c->be->host);
         c->req_len = n > 0 && (size_t)n < sizeof c->req ? (size_t)n : 0;
+        n = snprintf(c->mreq, sizeof c->mreq,
+                     "GET /metrics HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
+                     "Connection: close\r\n\r\n",
+                     c->be->host);
+        c->mreq_len = n > 0 && (size_t)n < sizeof c->mreq ? (size_t)n : 0;
     }
     return 0;
 }
@@ -81,6 +94,7 @@ static void end_check(struct health *h, struct hc_check *c)
     c->fd = -1;
     c->state = HC_IDLE;
     c->len = 0;
+    c->mlen = 0;
 }
 
 static struct shm_backend *entry(struct health *h, const struct hc_check *c)
@@ -115,25 +129,102 @@ static void verdict(struct health *h, struct hc_check *c, bool ok, const char *w
     }
 }
 
+static void connect_to(struct health *h, struct hc_check *c, uint64_t now);
+
+/* A connection of the check failed: the health check fails; a /metrics
+ * read is simply skipped this time. */
+static void check_failed(struct health *h, struct hc_check *c, const char *why)
+{
+    if (c->scrape)
+        end_check(h, c);
+    else
+        verdict(h, c, false, why);
+}
+
+/* Sums the samples of metric <name> (any labels) in a Prometheus text
+ * answer; false when there is none. */
+static bool prom_sum(const char *text, size_t len, const char *name, double *sum)
+{
+    size_t nl = strlen(name);
+    bool found = false;
+    *sum = 0;
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - p) > nl && memcmp(p, name, nl) == 0 && (p[nl] == '{' || p[nl] == ' ')) {
+            const char *sp = eol;
+            while (sp > p && sp[-1] != ' ')
+                sp--;
+            char num[32];
+            size_t k = (size_t)(eol - sp) < sizeof num - 1 ? (size_t)(eol - sp) : sizeof num - 1;
+            memcpy(num, sp, k);
+            num[k] = '\0';
+            char *e;
+            double v = strtod(num, &e);
+            if (e != num && v >= 0) {
+                *sum += v;
+                found = true;
+            }
+        }
+        p = eol + 1;
+    }
+    return found;
+}
+
+/* The /metrics answer is complete (the server closed): its saturation. */
+static void scraped(struct health *h, struct hc_check *c)
+{
+    struct shm_backend *e = entry(h, c);
+    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
+    bool ok =
+        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
+    double waiting, running, kv;
+    if (e && ok && body &&
+        prom_sum(body, c->mlen - (size_t)(body - c->mbuf), "vllm:num_requests_waiting", &waiting)) {
+        size_t bl = c->mlen - (size_t)(body - c->mbuf);
+        if (!prom_sum(body, bl, "vllm:num_requests_running", &running))
+            running = 0;
+        /* vLLM v1 names it kv_cache_usage_perc, v0 gpu_cache_usage_perc (0..1) */
+        if (!prom_sum(body, bl, "vllm:kv_cache_usage_perc", &kv) &&
+            !prom_sum(body, bl, "vllm:gpu_cache_usage_perc", &kv))
+            kv = 0;
+        atomic_store_explicit(&e->waiting, (uint32_t)(waiting < 1e9 ? waiting : 1e9),
+                              memory_order_relaxed);
+        atomic_store_explicit(&e->running, (uint32_t)(running < 1e9 ? running : 1e9),
+                              memory_order_relaxed);
+        atomic_store_explicit(&e->kv_permille, (uint32_t)(kv < 1 ? kv * 1000 : 1000),
+                              memory_order_relaxed);
+        atomic_store_explicit(&e->load_ms, clock_mono_ms(), memory_order_relaxed);
+    }
+    end_check(h, c);
+}
+
 static void start_check(struct health *h, struct hc_check *c, uint64_t now)
 {
     c->next_ms = now + h->cfg->health_interval_ms;
+    c->scrape = false;
+    connect_to(h, c, now);
+}
+
+static void connect_to(struct health *h, struct hc_check *c, uint64_t now)
+{
     c->deadline_ms = now + h->cfg->health_timeout_ms;
     int fd = socket(c->be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        verdict(h, c, false, strerror(errno));
+        check_failed(h, c, strerror(errno));
         return;
     }
     c->fd = fd;
     int rc = connect(fd, (const struct sockaddr *)&c->be->addr.ss, c->be->addr.len);
     if (rc < 0 && errno != EINPROGRESS) {
-        verdict(h, c, false, strerror(errno));
+        check_failed(h, c, strerror(errno));
         return;
     }
     c->state = HC_CONNECTING;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-        verdict(h, c, false, strerror(errno));
+        check_failed(h, c, strerror(errno));
 }
 
 void health_on_event(struct health *h, void *tag, uint32_t events)
@@ -147,12 +238,17 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
         if (err) {
-            verdict(h, c, false, strerror(err));
+            check_failed(h, c, strerror(err));
             return;
         }
         /* The request is tiny: one send takes it, or the check fails. */
-        if (send(c->fd, c->req, c->req_len, MSG_NOSIGNAL) != (ssize_t)c->req_len) {
-            verdict(h, c, false, "cannot send the request");
+        const char *rq = c->scrape ? c->mreq : c->req;
+        size_t rl = c->scrape ? c->mreq_len : c->req_len;
+        if (send(c->fd, rq, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
+            if (c->scrape)
+                end_check(h, c);
+            else
+                verdict(h, c, false, "cannot send the request");
             return;
         }
         c->state = HC_READING;
@@ -161,6 +257,30 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
         return;
     }
     (void)events;
+    if (c->scrape) {
+        if (c->mcap - c->mlen < 16384) {
+            size_t cap = c->mcap ? c->mcap * 2 : 65536;
+            char *nb = cap <= METRICS_MAX ? realloc(c->mbuf, cap) : NULL;
+            if (!nb) {
+                end_check(h, c); /* too large, or no memory: no saturation this time */
+                return;
+            }
+            c->mbuf = nb;
+            c->mcap = cap;
+        }
+        ssize_t k = recv(c->fd, c->mbuf + c->mlen, c->mcap - c->mlen, 0);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (k > 0) {
+            c->mlen += (size_t)k;
+            return;
+        }
+        if (k == 0)
+            scraped(h, c);
+        else
+            end_check(h, c);
+        return;
+    }
     ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -184,15 +304,24 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
         (unsigned)(b[9] - '0') * 100 + (unsigned)(b[10] - '0') * 10 + (unsigned)(b[11] - '0');
     char why[32];
     snprintf(why, sizeof why, "status %u", status);
-    verdict(h, c, status >= 200 && status < 300, why);
+    bool ok = status >= 200 && status < 300;
+    verdict(h, c, ok, why);
+    if (ok && c->be->kind == BACKEND_OPENAI) {
+        c->scrape = true;
+        connect_to(h, c, clock_mono_ms());
+    }
 }
 
 void health_poll(struct health *h, uint64_t now_ms)
 {
     for (unsigned i = 0; i < h->n; i++) {
         struct hc_check *c = &h->checks[i];
-        if (c->state != HC_IDLE && now_ms >= c->deadline_ms)
-            verdict(h, c, false, "timed out");
+        if (c->state != HC_IDLE && now_ms >= c->deadline_ms) {
+            if (c->scrape)
+                end_check(h, c); /* a slow /metrics is no verdict on health */
+            else
+                verdict(h, c, false, "timed out");
+        }
         if (c->state == HC_IDLE && now_ms >= c->next_ms)
             start_check(h, c, now_ms);
     }
@@ -200,8 +329,10 @@ void health_poll(struct health *h, uint64_t now_ms)
 
 void health_close(struct health *h)
 {
-    for (unsigned i = 0; i < h->n; i++)
+    for (unsigned i = 0; i < h->n; i++) {
         end_check(h, &h->checks[i]);
+        free(h->checks[i].mbuf);
+    }
     free(h->checks);
     h->checks = NULL;
     h->n = 0;

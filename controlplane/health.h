@@ -8,6 +8,10 @@
  * health_timeout.  health_fall failures in a row take an up backend down,
  * health_rise passes bring a down one up; the verdict goes to the shared
  * backend table, where every worker reads it when it picks a backend.
+ * After a passing check, the backend's Prometheus metrics (`GET /metrics`)
+ * are read for its saturation: vLLM's num_requests_waiting and _running
+ * (summed over models) and KV-cache use, which the workers add to a
+ * backend's load when they pick one.
  *
  * Single-threaded (the control plane's loop); owns its sockets.
  */

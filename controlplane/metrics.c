@@ -369,6 +369,8 @@ void metrics_render_backends(const struct shm *shm, const struct config *cfg, ui
         {"sluice_backend_failovers_total", "counter",
          "Requests moved from the backend to another before their first byte."},
         {"sluice_backend_checks_failed_total", "counter", "Active health checks that failed."},
+        {"sluice_backend_queue", "gauge",
+         "Requests waiting in the backend's own queue (vLLM num_requests_waiting), last read."},
     };
     const struct shm_tables *t = &shm->seg->tables;
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
@@ -397,6 +399,9 @@ void metrics_render_backends(const struct shm *shm, const struct config *cfg, ui
                 break;
             case 4:
                 v = rd(&e->failovers_total);
+                break;
+            case 6:
+                v = atomic_load_explicit(&e->waiting, memory_order_relaxed);
                 break;
             default:
                 v = rd(&e->checks_failed);

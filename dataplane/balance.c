@@ -55,6 +55,21 @@ static int64_t inflight(const struct worker *w, unsigned b)
     return i < 0 ? w->pools[b].nconns : shm_node_backend_inflight(w->shm, (unsigned)i);
 }
 
+/* The backend's own queue (vLLM num_requests_waiting, read by the control
+ * plane), while the reading is fresh: requests that wait there will wait
+ * longer still for a new one, whatever the outstanding counts say. */
+static int64_t queued(const struct worker *w, unsigned b)
+{
+    const struct shm_backend *e = entry(w, b);
+    if (!e)
+        return 0;
+    uint64_t at = atomic_load_explicit(&e->load_ms, memory_order_relaxed);
+    uint64_t fresh = 3ull * (w->cfg->health_interval_ms ? w->cfg->health_interval_ms : 1000);
+    if (!at || at + fresh < w->now_ms)
+        return 0;
+    return atomic_load_explicit(&e->waiting, memory_order_relaxed);
+}
+
 bool bal_usable(const struct worker *w, unsigned b)
 {
     const struct shm_backend *e = entry(w, b);
@@ -88,6 +103,7 @@ int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err)
         int64_t n = inflight(w, b);
         if (be->max_inflight && n >= be->max_inflight)
             continue;
+        n += queued(w, b); /* its load: outstanding, and what queues inside it */
         if (!bal_usable(w, b)) {
             if (best_sick < 0 || lighter(n, be->weight, sick_n, w->pools[best_sick].be->weight)) {
                 best_sick = (int)b;

@@ -184,6 +184,12 @@ struct shm_backend {
     _Atomic uint64_t failures_total; /* requests that failed on it (connect, reset, 5xx, timeout) */
     _Atomic uint64_t failovers_total; /* requests moved from it to another backend */
     _Atomic uint64_t checks_failed;   /* active checks that failed */
+    /* Saturation, from the backend's own metrics (vLLM /metrics), by the
+     * control plane: its queue, what it runs, its KV cache use. */
+    _Atomic uint32_t waiting;
+    _Atomic uint32_t running;
+    _Atomic uint32_t kv_permille;
+    _Atomic uint64_t load_ms; /* when they were read; 0 = never */
 } __attribute__((aligned(64)));
 
 /* Read-mostly node tables: the control plane writes, workers read on every

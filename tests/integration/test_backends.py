@@ -231,6 +231,53 @@ class FailoverLimitTest(MultiBackendTest):
         self.assertEqual(json.loads(evs[-1]["data"][0])["error"]["code"], "backend_closed")
 
 
+class SaturationTest(MultiBackendTest):
+    """A backend whose own queue grows (vLLM num_requests_waiting, read from
+    its /metrics by the control plane) gets fewer new requests than its
+    outstanding count alone would give it."""
+
+    sims = {"narrow": ("--max-batch", "2", "--ttft-ms", "5", "--itl-ms", "20", "--tokens", "15"),
+            "wide": ("--max-batch", "100", "--ttft-ms", "5", "--itl-ms", "20", "--tokens", "15")}
+    backends = {"narrow": {}, "wide": {}}
+    conf = {"upstream": {"health_interval": "100ms"}}
+    workers = 1
+
+    def test_a_backend_that_queues_gets_less(self):
+        # 12 long streams: outstanding counts split them 6 / 6, and narrow
+        # (2 batch slots) queues 4 of its 6.
+        longs = []
+        ts = [threading.Thread(target=lambda: longs.append(
+            chat(self.sluice.port, "llmsim-1", headers={"X-Sim-Tokens": "100"})))
+            for _ in range(12)]
+        for t in ts:
+            t.start()
+        wait_for(lambda: self.metric('sluice_backend_queue{backend="narrow"}') >= 3, 5,
+                 "narrow's queue read from its /metrics")
+        self.assertEqual(self.sim["narrow"].stats()["running"], 2)
+        # Equal outstanding counts (6 / 6; least outstanding alone would split
+        # new requests 3 / 3), but narrow's 4 queued count against it: new
+        # requests go to wide until its load (6 + n) passes narrow's (6 + 4).
+        n0, w0 = self.requests_of("narrow"), self.requests_of("wide")
+        shorts = []
+        ss = [threading.Thread(target=lambda: shorts.append(
+            chat(self.sluice.port, "llmsim-1", stream=False, headers={"X-Sim-Tokens": "3"})))
+            for _ in range(6)]
+        for t in ss:
+            t.start()
+        for t in ss:
+            t.join()
+        self.assertTrue(all(r.status == 200 for r in shorts))
+        dn, dw = self.requests_of("narrow") - n0, self.requests_of("wide") - w0
+        self.assertEqual(dn + dw, 6)
+        self.assertLessEqual(dn, 1, (dn, dw))
+        for t in ts:
+            t.join()
+        self.assertTrue(all(r.status == 200 for r in longs))
+        rc, out, err = ctl(self.sluice, "--json", "backends")
+        load = json.loads(out)["backends"][0]["load"]
+        self.assertLess(load["age_ms"], 1000)
+
+
 class HealthTest(MultiBackendTest):
     sims = {"a": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5"),
             "b": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5")}
