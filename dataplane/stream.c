@@ -21,6 +21,7 @@
 
 static void rearm_timer(struct stream *st);
 static bool stream_failover(struct stream *st, const char *why, bool cancel);
+static bool stream_continue(struct stream *st, const char *why);
 
 static struct worker *W(const struct stream *st)
 {
@@ -84,6 +85,8 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
         }
         /* A stream over WebSocket is answered in messages, not SSE: it has
          * no ids to resume from. */
+        st->chat = c->route == ROUTE_CHAT;
+        st->cont = client_sse && w->cfg->continue_streams && !c->wsp;
         if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
             w->cfg->resume_retention_s)
             (void)resume_track(st);
@@ -179,6 +182,9 @@ void stream_free(struct stream *st)
         list_del(&st->wait_node);
     free(st->req_head);
     free(st->big);
+    free(st->cont_body);
+    free(st->cont_req);
+    cont_text_free(&st->text);
     free(st);
 }
 
@@ -261,6 +267,11 @@ void stream_on_timer(struct stream *st)
     if (now < st->t_last_ns / 1000000 + cfg->token_idle_timeout_ms) {
         rearm_timer(st);
         return;
+    }
+    if (!st->forwarded) {
+        bal_failure(w, st->bk, "stalled between tokens");
+        if (stream_continue(st, "stalled between tokens"))
+            return;
     }
     log_info("stream %s: backend silent for %u ms", st->id, cfg->token_idle_timeout_ms);
     stream_fail(st, API_ERR_TOKEN_TIMEOUT, NULL);
@@ -413,6 +424,69 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
     return true;
 }
 
+/* The backend failed after the client saw tokens: with continue_streams,
+ * the answer so far goes to another backend, which goes on from there
+ * (continuation.c); the client's stream does not see the seam. */
+static bool stream_continue(struct stream *st, const char *why)
+{
+    struct worker *w = W(st);
+    if (!st->cont || !st->head_committed || st->mode != RM_SSE || st->done_seen || !st->req_head ||
+        !st->cont_body || st->attempts >= w->cfg->upstream_retries)
+        return false;
+    uint64_t tried = st->tried | (1ull << st->bk);
+    int err;
+    int b = bal_pick(w, st->model, tried, &err);
+    if (b < 0)
+        return false;
+    char *head, *body;
+    uint32_t hl, hc;
+    size_t bl;
+    /* Always from the client's own request: the answer so far is all of it. */
+    int rc = cont_request(&st->text, st->chat, st->tokens, st->cont_body, st->cont_body_len,
+                          st->req_head, st->req_head_len, &head, &hl, &hc, &body, &bl);
+    if (rc < 0) {
+        log_info("stream %s: cannot continue elsewhere: %s", st->id, strerror(-rc));
+        return false;
+    }
+    unsigned old = st->bk;
+    log_info("stream %s: backend %s: %s after %u tokens; continuing on %s", st->id,
+             w->pools[old].be->name, why, st->tokens, w->pools[b].be->name);
+    bal_failover(w, old);
+    sev_drop_partial(st);
+    if (st->up) {
+        struct upconn *u = st->up;
+        st->up = NULL;
+        upstream_release(u, true);
+    }
+    if (list_linked(&st->wait_node))
+        list_del(&st->wait_node);
+    release_backend(st);
+    st->tried = tried;
+    st->attempts++;
+    use_backend(st, (unsigned)b);
+    free(st->req_head);
+    st->req_head = head;
+    st->req_head_len = hl;
+    st->req_head_cap = hc;
+    free(st->cont_req);
+    st->cont_req = body;
+    st->req_body = body;
+    st->req_body_len = bl;
+    st->req_sent = 0;
+    st->retried = false;
+    st->phase = SP_UPSTREAM;
+    st->continuing = true;
+    st->paused = st->slab_paused = false;
+    sse_framer_init(&st->fr);
+    st->t_last_ns = clock_mono_ns(); /* the new backend gets a whole token_idle_timeout */
+    rearm_timer(st);
+    if (upstream_acquire(w, st->pool, st) < 0) {
+        stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
+        return true;
+    }
+    return true;
+}
+
 void stream_on_upstream_error(struct stream *st, int api_err)
 {
     struct worker *w = W(st);
@@ -435,7 +509,8 @@ void stream_on_upstream_error(struct stream *st, int api_err)
         return;
     }
     bal_failure(w, st->bk, api_error_code((enum api_error)api_err));
-    if (stream_failover(st, api_error_code((enum api_error)api_err), false))
+    if (stream_failover(st, api_error_code((enum api_error)api_err), false) ||
+        stream_continue(st, api_error_code((enum api_error)api_err)))
         return;
     shm_add(&w->slot->c.upstream_errors, 1);
     adm_backend_error(st, api_err);
@@ -491,6 +566,23 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
 {
     struct worker *w = W(st);
     struct conn *c = st->c;
+    if (st->continuing) {
+        /* The client has its head already: only the events go on. */
+        const struct h1_header *ct = h1_header_find(r->headers, r->n_headers, "content-type");
+        if (r->status != 200 || !ct || ct->value_len < 17 ||
+            strncasecmp(ct->value, "text/event-stream", 17) != 0) {
+            char why[48];
+            snprintf(why, sizeof why, "answered the continuation %u", (unsigned)r->status);
+            bal_failure(w, st->bk, why);
+            if (!stream_continue(st, why))
+                stream_fail(st, API_ERR_BACKEND_CLOSED, "the stream could not be continued");
+            return -1;
+        }
+        st->phase = SP_RELAY;
+        st->mode = RM_SSE;
+        rearm_timer(st);
+        return 0;
+    }
     if (!st->forwarded) {
         /* 429 and 503 say "not now, not here": another backend may serve
          * it, invisibly, while the client has seen nothing. */
@@ -638,6 +730,20 @@ void stream_commit(struct stream *st)
         st->c->status = st->status;
         if (!st->forwarded && st->status < 500 && st->status != 429)
             bal_success(W(st), st->bk);
+        if (st->cont && st->mode == RM_SSE && st->req_body) {
+            /* Kept to continue elsewhere; the connection's copy goes. */
+            st->cont_body = malloc(st->req_body_len ? st->req_body_len : 1);
+            if (st->cont_body) {
+                memcpy(st->cont_body, st->req_body, st->req_body_len);
+                st->cont_body_len = st->req_body_len;
+                st->req_body = st->cont_body;
+                free(st->c->body);
+                st->c->body = NULL;
+                st->c->body_len = st->c->body_cap = 0;
+                return;
+            }
+            st->cont = false;
+        }
         /* No failover past this point: the request is no longer needed, and
          * a long stream should not hold its prompt for its whole life. */
         free(st->req_head);

@@ -227,9 +227,28 @@ static bool unpaid(struct stream *st, unsigned flags)
 
 /* An event assembled on the heap goes to the event log only (resume.c
  * sends it on to an attached client from there). */
+/* A continuation's events before its first token (its role event) repeat
+ * what the client has: they are not relayed.  Content is noted for a later
+ * continuation. */
+static bool skip_or_note(struct stream *st, unsigned flags, const char *ev, size_t len)
+{
+    if (st->continuing) {
+        if (!(flags & (SSE_EV_CONTENT | SSE_EV_DONE))) {
+            sev_drop_partial(st);
+            return true;
+        }
+        st->continuing = false;
+    }
+    if (st->cont && (flags & SSE_EV_CONTENT) && cont_note(&st->text, st->chat, ev, len) < 0)
+        st->cont = false; /* out of memory: this stream will not be continued */
+    return false;
+}
+
 static int finish_heap_event(struct stream *st)
 {
     unsigned flags = sse_event_scan(st->big + st->ev_prefix, st->big_len - st->ev_prefix);
+    if (skip_or_note(st, flags, st->big + st->ev_prefix, st->big_len - st->ev_prefix))
+        return 0;
     if (unpaid(st, flags))
         return -1;
     st->seq++;
@@ -262,6 +281,8 @@ int sev_finish(struct stream *st)
     uint32_t trailer = st->chunked_out ? 2 : 0;
     uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
     unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
+    if (skip_or_note(st, flags, base + st->ev_prefix, total - st->ev_prefix - trailer))
+        return 0;
     if (unpaid(st, flags))
         return -1;
     if (st->chunked_out) {

@@ -142,8 +142,10 @@ struct config {
     uint32_t upstream_idle_timeout_ms; /* 60 s */
     uint32_t upstream_retries; /* other backends a request may move to before its first byte */
     enum config_balance balance;
-    uint32_t eject_after;        /* consecutive failures that eject a backend; 0 = never */
-    uint32_t eject_time_ms;      /* first ejection; doubles each time, up to 64x */
+    bool continue_streams;  /* continuation.c: a stream goes on elsewhere after a mid-answer failure
+                             */
+    uint32_t eject_after;   /* consecutive failures that eject a backend; 0 = never */
+    uint32_t eject_time_ms; /* first ejection; doubles each time, up to 64x */
     uint32_t health_interval_ms; /* active checks from the control plane; 0 = none */
     uint32_t health_timeout_ms;
     uint32_t health_rise; /* passing checks that bring a down backend up */

@@ -161,6 +161,9 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
     }
     uint32_t limit = g->max_tokens ? g->max_tokens : mml - g->prompt_tokens;
     uint32_t natural = ov->has_tokens ? ov->tokens : s->o->tokens;
+    /* A continuation ends where the whole answer would have. */
+    c->tok_base = g->first_word < natural ? g->first_word : natural - 1;
+    natural -= c->tok_base;
     c->n_tokens = natural < limit ? natural : limit;
     c->finish = natural < limit ? RESP_FIN_STOP : RESP_FIN_LENGTH;
     c->next_tok = 0;
@@ -208,7 +211,7 @@ static int emit_token(struct server *s, struct conn *c, bool last)
         if (conn_send(s, c, s->ev, n) < 0)
             return -1;
     }
-    size_t n = resp_token_event(s->ev, &st, c->next_tok,
+    size_t n = resp_token_event(s->ev, &st, c->tok_base + c->next_tok,
                                 last ? (enum resp_finish)c->finish : RESP_FIN_NONE);
     return conn_send(s, c, s->ev, n);
 }

@@ -344,6 +344,35 @@ static int check_model(json_t *root, const struct req_models *models, uint32_t *
     return fail(err, 404, "The model `%.*s` does not exist.", (int)shown, name);
 }
 
+/* The answer's words " w<digits>" already in <s>: a request that continues
+ * an answer (vLLM's continue_final_message, or a prompt that ends with the
+ * answer so far) goes on from there. */
+static uint32_t words_in(const char *s)
+{
+    uint32_t n = 0;
+    for (const char *p = s; (p = strstr(p, " w")) != NULL; p += 2)
+        if (p[2] >= '0' && p[2] <= '9')
+            n++;
+    return n;
+}
+
+static uint32_t continued_words(bool chat, json_t *root)
+{
+    if (!chat) {
+        json_t *p = json_object_get(root, "prompt");
+        return json_is_string(p) ? words_in(json_string_value(p)) : 0;
+    }
+    json_t *cont = json_object_get(root, "continue_final_message");
+    json_t *msgs = json_object_get(root, "messages");
+    size_t n = json_array_size(msgs);
+    if (!json_is_true(cont) || !n)
+        return 0;
+    json_t *last = json_array_get(msgs, n - 1);
+    const char *role = json_string_value(json_object_get(last, "role"));
+    const char *content = json_string_value(json_object_get(last, "content"));
+    return role && content && strcmp(role, "assistant") == 0 ? words_in(content) : 0;
+}
+
 int req_parse_body(bool chat, const char *body, size_t len, const struct req_models *models,
                    struct req_gen *g, struct req_error *err)
 {
@@ -382,6 +411,7 @@ int req_parse_body(bool chat, const char *body, size_t len, const struct req_mod
         goto out;
     if (check_model(root, models, &g->model, err) < 0)
         goto out;
+    g->first_word = continued_words(chat, root);
     uint64_t pt = bytes / 4;
     g->prompt_tokens = pt < 1 ? 1 : pt > LLMSIM_MAX_TOKENS ? LLMSIM_MAX_TOKENS : (uint32_t)pt;
     rc = 0;

@@ -71,6 +71,7 @@ struct req_gen {
     uint32_t model;         /* index into the served models */
     uint32_t prompt_tokens; /* >= 1 */
     uint32_t max_tokens;    /* 0: not given */
+    uint32_t first_word;    /* continuing an answer: the words " wN" it already has */
 };
 
 /* Parses and validates a chat (<chat>) or completions body.  0, or -EINVAL

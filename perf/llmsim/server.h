@@ -71,6 +71,7 @@ struct conn {
     struct fault fault;
     uint32_t n_tokens;      /* tokens this answer has */
     uint32_t next_tok;      /* index of the next token */
+    uint32_t tok_base;      /* a continuation: its first token is " w<tok_base>" */
     uint32_t prompt_tokens; /* for usage */
     uint8_t finish;         /* enum resp_finish of the last token */
     uint8_t model;

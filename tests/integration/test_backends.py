@@ -278,6 +278,55 @@ class SaturationTest(MultiBackendTest):
         self.assertLess(load["age_ms"], 1000)
 
 
+class ContinueTest(MultiBackendTest):
+    """[upstream] continue_streams: a backend that fails mid-answer (closes,
+    or stalls) hands the answer so far to another, which goes on from there
+    (llmsim, like vLLM, continues a final assistant message); the client
+    sees one stream."""
+
+    sims = {"cut": ("--fault", "close_after:5", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "20"),
+            "stall": ("--fault", "hang_after:7", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "20"),
+            "good": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "20")}
+    backends = {"cut": {}, "stall": {"priority": "1"}, "good": {"priority": "2"}}
+    conf = {"upstream": {"continue_streams": "true", "eject_after": "0", "health_interval": "0",
+                         "retries": "2"},
+            "stream": {"token_idle_timeout": "500ms"}}
+    workers = 1
+
+    def check_one_stream(self, r, chat=True):
+        self.assertEqual(r.status, 200, r.body)
+        evs = sse_events(r.body)
+        self.assertFalse([e for e in evs if "event" in e], "no error event")
+        ids = [e["id"][0] for e in evs]
+        sid = ids[0].split(":")[0]
+        self.assertEqual(ids, ["%s:%d" % (sid, i + 1) for i in range(len(ids))])
+        self.assertEqual(tokens_of(evs), expected(20))
+        if chat:  # one role event, at the start
+            roles = [e for e in evs if '"role"' in e["data"][0]]
+            self.assertEqual(len(roles), 1)
+            self.assertIs(roles[0], evs[0])
+        self.assertEqual(evs[-1]["data"], ["[DONE]"])
+
+    def test_chat_goes_on_across_two_failures(self):
+        # cut closes after 5 tokens, stall hangs after 7 more, good finishes
+        r = chat(self.sluice.port, "llmsim-1")
+        self.check_one_stream(r)
+        m = self.sluice.metrics()
+        self.assertEqual(m['sluice_backend_failovers_total{backend="cut"}'], 1)
+        self.assertEqual(m['sluice_backend_failovers_total{backend="stall"}'], 1)
+        # the abandoned generation on stall was cancelled
+        wait_for(lambda: self.sim["stall"].stats()["running"] == 0, 5, "stall's request cut")
+
+    def test_completions_go_on_too(self):
+        c = Conn(self.sluice.port)
+        try:
+            r = c.request("POST", "/v1/completions", json.dumps(
+                {"model": "llmsim-1", "prompt": "say", "stream": True}))
+        finally:
+            c.close()
+        self.check_one_stream(r, chat=False)
+
+
 class HealthTest(MultiBackendTest):
     sims = {"a": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5"),
             "b": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5")}
