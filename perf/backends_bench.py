@@ -9,15 +9,18 @@ Backends (llmsim, 60 tokens 20 ms apart, first token after 40 ms):
            with every stream sent to it
   dying    like good, killed (SIGKILL) --kill-at seconds into the run
 
-Two sluice configurations, the same backends, interleaved --reps times:
+Three sluice configurations, the same backends, interleaved --reps times:
   sluice     the defaults: least outstanding per weight (node-wide), active
              health checks every 500 ms, ejection after 5 failures, failover
              before the first byte (2 more backends)
+  sluice+continue  the same with continue_streams = true: a stream cut
+             mid-answer goes on on another backend
   baseline   [upstream] balance = round_robin, retries = 0, eject_after = 0,
              health_interval = 0: every backend in turn, whatever happens
 
-Load: llmload, 200 concurrent streams for --duration seconds (each connection
-starts its next stream when one ends), then the running ones finish.  For
+Load: llmload --verify, 200 concurrent streams for --duration seconds (each
+connection starts its next stream when one ends), then the running ones
+finish; every stream's tokens are checked (w0, w1, ... in order, [DONE], ids).  For
 each run: streams completed and failed (by reason), TTFT p50/p99, tokens/s.
 sluice runs one worker on CPU 0; the backends and the load on CPU 1.
 
@@ -49,6 +52,8 @@ SIMS = {
 BASE = ["--ttft-ms", "40", "--itl-ms", "20", "--tokens", "60"]
 CONFIGS = {
     "sluice": {"health_interval": "500ms", "health_timeout": "300ms"},
+    "sluice+continue": {"health_interval": "500ms", "health_timeout": "300ms",
+                        "continue_streams": "true"},
     "baseline": {"balance": "round_robin", "retries": "0", "eject_after": "0",
                  "health_interval": "0"},
 }
@@ -104,7 +109,7 @@ def run_once(build, tmp, name, duration, kill_at):
     out = os.path.join(tmp, name + "-load.json")
     load = subprocess.Popen(
         ["taskset", "-c", "1", os.path.join(build, "perf/loadgen/llmload"), "-c", "200",
-         "-d", str(duration), "--ramp", "1", "--grace", "20", "--json", out,
+         "-d", str(duration), "--ramp", "1", "--grace", "20", "--verify", "--json", out,
          "http://127.0.0.1:%d/v1/chat/completions" % port],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(kill_at)
@@ -131,6 +136,8 @@ def run_once(build, tmp, name, duration, kill_at):
         "ttft_p50_ms": res["ttft_ms"].get("p50"),
         "ttft_p99_ms": res["ttft_ms"].get("p99"),
         "tokens_per_s": res["tokens_per_s"],
+        "verify_errors": res["verify_errors"],
+        "verified_streams": res["verified_streams"],
         "backend_metrics": m,
     }
 
@@ -147,7 +154,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="backends-bench-")
     runs = []
     for rep in range(a.reps):
-        for name in ("sluice", "baseline"):
+        for name in CONFIGS:
             r = run_once(a.build_dir, tmp, name, a.duration, a.kill_at)
             r["rep"] = rep
             runs.append(r)
@@ -166,13 +173,14 @@ def main():
         "concurrent streams of 60 tokens for %d s; sluice one worker on CPU 0, backends and "
         "load on CPU 1. Medians of %d runs each, interleaved." % (
             a.reps, a.duration, a.kill_at, a.kill_at, a.duration, a.reps), "",
-        "| configuration | streams completed | failed | TTFT p50 ms | TTFT p99 ms | tokens/s |",
-        "|---|---|---|---|---|---|",
+        "| configuration | streams completed | failed | TTFT p50 ms | TTFT p99 ms | tokens/s | "
+        "token-order violations |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name in ("sluice", "baseline"):
-        lines.append("| %s | %d | %d | %.0f | %.0f | %.0f |" % (
+    for name in CONFIGS:
+        lines.append("| %s | %d | %d | %.0f | %.0f | %.0f | %d |" % (
             name, med(name, "completed"), med(name, "failed"), med(name, "ttft_p50_ms"),
-            med(name, "ttft_p99_ms"), med(name, "tokens_per_s")))
+            med(name, "ttft_p99_ms"), med(name, "tokens_per_s"), med(name, "verify_errors")))
     lines += ["", "Failures by reason, per run:", ""]
     for r in runs:
         lines.append("- %s, run %d: %s" % (r["config"], r["rep"] + 1,
