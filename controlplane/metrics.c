@@ -57,6 +57,7 @@ static void add_counters(struct metrics_snapshot *s, const struct shm_counters *
     s->resume_overflows += rd(&c->resume_overflows);
     s->resume_log_full += rd(&c->resume_log_full);
     s->backend_panics += rd(&c->backend_panics);
+    s->affinity_picks += rd(&c->affinity_picks);
     hist_snap_add(&s->itl, &c->itl);
 }
 
@@ -284,6 +285,9 @@ int metrics_render(const struct metrics_snapshot *s, struct sbuf *b)
                 (unsigned long long)s->resume_dropped);
     sbuf_printf(b, "sluice_resume_dropped_total{reason=\"overflow\"} %llu\n",
                 (unsigned long long)s->resume_overflows);
+    counter(b, "sluice_affinity_picks_total",
+            "Requests whose backend prefix affinity chose (rendezvous hashing, bounded load).",
+            s->affinity_picks);
     counter(b, "sluice_backend_panics_total",
             "Requests sent to a backend that was down or ejected: none for the model was up.",
             s->backend_panics);

@@ -61,7 +61,7 @@ struct metrics_snapshot {
     uint64_t resume_retained, resumes[SHM_RESUME_COUNT], resume_expired, resume_takeovers;
     uint64_t resume_dropped, resume_overflows, resume_log_full;
     int64_t resume_streams, resume_bytes;
-    uint64_t backend_panics;
+    uint64_t backend_panics, affinity_picks;
     int64_t ws_conns;
     int64_t admitted_now;
     int64_t queue_len;

@@ -2,6 +2,7 @@
 #include "dataplane/balance.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +22,13 @@ static struct shm_backend *entry(const struct worker *w, unsigned b)
 
 int bal_init(struct worker *w)
 {
-    for (unsigned b = 0; b < w->npools; b++)
+    for (unsigned b = 0; b < w->npools; b++) {
         w->pools[b].shm_idx = shm_backend_find(w->shm, w->pools[b].be->name);
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const char *p = w->pools[b].be->name; *p; p++)
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+        w->pools[b].name_hash = h;
+    }
     return 0;
 }
 
@@ -85,7 +91,62 @@ static bool lighter(int64_t na, uint32_t wa, int64_t nb, uint32_t wb)
     return (uint64_t)(na + 1) * wb < (uint64_t)(nb + 1) * wa;
 }
 
-int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err)
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Rendezvous (highest random weight) hashing with bounded loads: each
+ * backend of priority <prio> that can take the request gets a score from
+ * the prefix and its name (weighted: -weight / ln u), and the best scored
+ * whose load is under affinity_load x (average + 1) takes it.  The same
+ * prefix scores the backends the same way on every worker and every node,
+ * and a backend that leaves moves only its own prefixes. */
+static int affine(struct worker *w, const char *model, uint64_t prefix, uint64_t tried,
+                  uint32_t prio)
+{
+    int64_t load[64];
+    int64_t sum = 0;
+    unsigned count = 0;
+    for (unsigned b = 0; b < w->npools && b < 64; b++) {
+        const struct config_backend *be = w->pools[b].be;
+        load[b] = -1;
+        if (be->priority != prio || (tried & (1ull << b)) || !bal_serves(w, b, model) ||
+            !bal_usable(w, b))
+            continue;
+        int64_t n = inflight(w, b);
+        if (be->max_inflight && n >= be->max_inflight)
+            continue;
+        load[b] = n + queued(w, b);
+        sum += load[b];
+        count++;
+    }
+    if (count < 2)
+        return -1;
+    double bound = w->cfg->affinity_load * ((double)sum / count + 1);
+    int best = -1;
+    double best_score = 0;
+    for (unsigned b = 0; b < w->npools && b < 64; b++) {
+        if (load[b] < 0 || (double)load[b] + 1 > bound)
+            continue;
+        uint64_t h = mix64(prefix ^ w->pools[b].name_hash);
+        double u = ((double)(h >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+        double score = -(double)w->pools[b].be->weight / log(u);
+        if (best < 0 || score > best_score) {
+            best = (int)b;
+            best_score = score;
+        }
+    }
+    if (best >= 0)
+        shm_add(&w->slot->c.affinity_picks, 1);
+    return best;
+}
+
+int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t tried, int *api_err)
 {
     int best = -1, best_sick = -1;
     int64_t best_n = 0, sick_n = 0;
@@ -122,6 +183,11 @@ int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err)
         }
         best = (int)b;
         best_n = n;
+    }
+    if (best >= 0 && prefix && w->cfg->balance == CONFIG_BALANCE_LEAST) {
+        int a = affine(w, model, prefix, tried, w->pools[best].be->priority);
+        if (a >= 0)
+            best = a;
     }
     if (best < 0 && best_sick >= 0) {
         best = best_sick; /* every one is down: try the least loaded anyway */

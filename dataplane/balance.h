@@ -31,10 +31,14 @@ struct worker;
 int bal_init(struct worker *w);
 
 /* The backend (index in the config) for a request for <model> (NULL: any
- * backend will do), skipping those in <tried> (bit per index).  -1 when
- * there is none, with *api_err: model_not_found (no backend serves it) or
- * overloaded (all at max_inflight, or all tried). */
-int bal_pick(struct worker *w, const char *model, uint64_t tried, int *api_err);
+ * backend will do), skipping those in <tried> (bit per index).  With a
+ * <prefix> hash (prefix affinity on), among the backends of the chosen
+ * priority the one rendezvous hashing gives the prefix, unless its load is
+ * over affinity_load times the average (bounded load: a hot prefix spills
+ * to the next in its order).  -1 when there is none, with *api_err:
+ * model_not_found (no backend serves it) or overloaded (all at
+ * max_inflight, or all tried). */
+int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t tried, int *api_err);
 
 /* Whether backend <b> serves <model>. */
 bool bal_serves(const struct worker *w, unsigned b, const char *model);

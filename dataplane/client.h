@@ -126,6 +126,7 @@ struct conn {
     uint8_t rollout_bucket[FEAT_COUNT]; /* the request's bucket per feature (0..99) */
     char resume_id[16 + 1];             /* ROUTE_RESUME: the stream asked for (STREAM_ID_LEN) */
     uint64_t resume_after;              /* ... and its client's Last-Event-ID seq */
+    uint64_t prefix;                    /* the request's prompt-prefix hash (route.c), 0 = none */
 };
 
 /* A new connection from the accept ring (fd = fixed index when <fixed>),

@@ -177,8 +177,9 @@ static void dispatch(struct conn *c)
         char detail[256];
         bool is_stream = false;
         uint32_t max_tokens = 0;
-        int err = route_validate(c->route, c->body ? c->body : "", c->body_len, model, sizeof model,
-                                 &is_stream, &max_tokens, detail, sizeof detail);
+        int err = route_validate_ex(c->route, c->body ? c->body : "", c->body_len, model,
+                                    sizeof model, &is_stream, &max_tokens, detail, sizeof detail,
+                                    w->cfg->affinity_prefix, &c->prefix);
         if (err) {
             client_respond_error(c, err, detail);
             return;

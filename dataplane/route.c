@@ -55,8 +55,66 @@ enum route route_match(const char *method, size_t method_len, const char *path, 
     return ROUTE_NONE;
 }
 
+/* FNV-1a over the prompt's first <left> bytes as (role, text) pairs. */
+struct prefix {
+    uint64_t h;
+    size_t left;
+};
+
+static void prefix_feed(struct prefix *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && p->left; i++, p->left--)
+        p->h = (p->h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+}
+
+static void prefix_content(struct prefix *p, json_t *content)
+{
+    if (json_is_string(content)) {
+        prefix_feed(p, json_string_value(content), json_string_length(content));
+        return;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach (content, i, part) {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t))
+            prefix_feed(p, json_string_value(t), json_string_length(t));
+    }
+}
+
+static uint64_t prefix_hash(enum route r, json_t *root, const char *model, size_t bytes)
+{
+    struct prefix p = {.h = 0xcbf29ce484222325ULL, .left = SIZE_MAX};
+    prefix_feed(&p, model, strlen(model) + 1); /* the model, then the prompt's bytes */
+    p.left = bytes;
+    if (r == ROUTE_CHAT) {
+        size_t i;
+        json_t *m;
+        json_array_foreach (json_object_get(root, "messages"), i, m) {
+            json_t *role = json_object_get(m, "role");
+            if (json_is_string(role))
+                prefix_feed(&p, json_string_value(role), json_string_length(role));
+            prefix_feed(&p, "\n", 1);
+            prefix_content(&p, json_object_get(m, "content"));
+            prefix_feed(&p, "\n", 1);
+        }
+    } else {
+        json_t *pr = json_object_get(root, "prompt");
+        prefix_content(&p, json_is_array(pr) ? json_array_get(pr, 0) : pr);
+    }
+    return p.h ? p.h : 1;
+}
+
 int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
                    bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap)
+{
+    return route_validate_ex(r, body, len, model, model_cap, is_stream, max_tokens, detail,
+                             detail_cap, 0, NULL);
+}
+
+int route_validate_ex(enum route r, const char *body, size_t len, char *model, size_t model_cap,
+                      bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap,
+                      size_t prefix_bytes, uint64_t *prefix)
 {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -133,6 +191,8 @@ int route_validate(enum route r, const char *body, size_t len, char *model, size
         if (!*max_tokens || u < *max_tokens)
             *max_tokens = u;
     }
+    if (prefix)
+        *prefix = prefix_bytes ? prefix_hash(r, root, model, prefix_bytes) : 0;
 out:
     json_decref(root);
     return ret;

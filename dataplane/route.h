@@ -37,6 +37,15 @@ enum route route_match(const char *method, size_t method_len, const char *path, 
 int route_validate(enum route r, const char *body, size_t len, char *model, size_t model_cap,
                    bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap);
 
+/* The same, and with <prefix_bytes>, a hash of the model and the prompt's
+ * first <prefix_bytes> bytes (roles and text of the messages, or the
+ * prompt) into *prefix (0 when prefix_bytes is 0): requests that share a
+ * system prompt and the start of a conversation share it (balance.c's
+ * prefix affinity). */
+int route_validate_ex(enum route r, const char *body, size_t len, char *model, size_t model_cap,
+                      bool *is_stream, uint32_t *max_tokens, char *detail, size_t detail_cap,
+                      size_t prefix_bytes, uint64_t *prefix);
+
 /* Builds the backend request head (request line and fields, without the
  * Content-Length and the final CRLF) into a new buffer.  Returns 0 or
  * -ENOMEM. */

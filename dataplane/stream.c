@@ -86,6 +86,7 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
         /* A stream over WebSocket is answered in messages, not SSE: it has
          * no ids to resume from. */
         st->chat = c->route == ROUTE_CHAT;
+        st->prefix = c->prefix;
         st->cont = client_sse && w->cfg->continue_streams && !c->wsp;
         if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
             w->cfg->resume_retention_s)
@@ -132,7 +133,7 @@ void stream_admitted(struct stream *st)
     struct worker *w = W(st);
     if (!st->forwarded) {
         int err = API_ERR_OVERLOADED;
-        int b = bal_pick(w, st->is_completion ? st->model : NULL, st->tried, &err);
+        int b = bal_pick(w, st->is_completion ? st->model : NULL, st->prefix, st->tried, &err);
         if (b < 0) {
             if (err == API_ERR_OVERLOADED)
                 shm_add(&w->slot->c.rejected[REJ_BACKENDS_FULL], 1);
@@ -385,7 +386,7 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
         return false;
     uint64_t tried = st->tried | (1ull << st->bk);
     int err;
-    int b = bal_pick(w, st->is_completion ? st->model : NULL, tried, &err);
+    int b = bal_pick(w, st->is_completion ? st->model : NULL, st->prefix, tried, &err);
     if (b < 0)
         return false;
     unsigned old = st->bk;
@@ -435,7 +436,7 @@ static bool stream_continue(struct stream *st, const char *why)
         return false;
     uint64_t tried = st->tried | (1ull << st->bk);
     int err;
-    int b = bal_pick(w, st->model, tried, &err);
+    int b = bal_pick(w, st->model, st->prefix, tried, &err);
     if (b < 0)
         return false;
     char *head, *body;

@@ -51,6 +51,7 @@ enum body_mode {
 struct backend_pool {
     const struct config_backend *be;
     int shm_idx;           /* its entry in the shared backend table (balance.c), -1 = none */
+    uint64_t name_hash;    /* for rendezvous hashing (balance.c) */
     struct list_node idle; /* most recently used first */
     uint32_t nidle;
     uint32_t nconns;

@@ -142,6 +142,8 @@ struct config {
     uint32_t upstream_idle_timeout_ms; /* 60 s */
     uint32_t upstream_retries; /* other backends a request may move to before its first byte */
     enum config_balance balance;
+    uint32_t affinity_prefix; /* prompt bytes hashed for prefix affinity; 0 = off */
+    double affinity_load;     /* bounded load factor of prefix affinity */
     bool continue_streams;  /* continuation.c: a stream goes on elsewhere after a mid-answer failure
                              */
     uint32_t eject_after;   /* consecutive failures that eject a backend; 0 = never */

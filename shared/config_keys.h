@@ -148,6 +148,12 @@ X(S_UPSTREAM, "upstream", "idle_timeout", CFG_DURATION, "60s", config, upstream_
   1, 0, 0, "how long an idle backend connection is kept")                                          \
 X(S_UPSTREAM, "upstream", "balance", CFG_ENUM, "least_outstanding", config, balance, 0, 0, 0,       \
   "how a backend is picked: least_outstanding (per weight, node-wide) or round_robin")             \
+X(S_UPSTREAM, "upstream", "affinity_prefix", CFG_SIZE, "0", config, affinity_prefix, 0, 1024 * KIB,  \
+  0, "prompt bytes (system prompt, start of the conversation) that keep requests on one backend "   \
+  "for its KV cache; 0 = off")                                                                     \
+X(S_UPSTREAM, "upstream", "affinity_load", CFG_DOUBLE, "1.25", config, affinity_load, 1, 100, 0,    \
+  "prefix affinity's bound: a backend takes a request by affinity while its load stays under "     \
+  "this times the average")                                                                        \
 X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0, 16, 0,             \
   "other backends a request may move to before its first byte reaches the client")                \
 X(S_UPSTREAM, "upstream", "continue_streams", CFG_BOOL, "false", config, continue_streams, 0, 0, 0,  \

@@ -253,6 +253,7 @@ void shm_slot_release(struct shm *s, unsigned idx)
     fold_counter(&r->resume_overflows, &c->resume_overflows);
     fold_counter(&r->resume_log_full, &c->resume_log_full);
     fold_counter(&r->backend_panics, &c->backend_panics);
+    fold_counter(&r->affinity_picks, &c->affinity_picks);
     struct hist_snap snap = {0};
     hist_snap_add(&snap, &c->itl);
     hist_fold(&r->itl, &snap);

@@ -113,6 +113,7 @@ struct shm_counters {
     _Atomic uint64_t resume_overflows; /* event logs that lost their past (no room at all) */
     _Atomic uint64_t resume_log_full;  /* backend paused because a stream's event log was full */
     _Atomic uint64_t backend_panics;   /* picks among down backends: none for the model was up */
+    _Atomic uint64_t affinity_picks;   /* backends chosen by prefix affinity */
     struct hist itl;
 };
 

@@ -37,7 +37,7 @@ static void fill_stream(const struct server *s, const struct conn *c, struct res
 
 static void start_prefill(struct server *s, struct conn *c)
 {
-    c->due = s->now + sim_prefill_ns(&s->sim, c->ttft_ns, c->prompt_tokens);
+    c->due = s->now + sim_prefill_ns(&s->sim, c->ttft_ns, c->prefill_tokens);
     theap_set(&s->timers, &c->timer, c->due);
 }
 
@@ -168,6 +168,13 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
     c->finish = natural < limit ? RESP_FIN_STOP : RESP_FIN_LENGTH;
     c->next_tok = 0;
     c->prompt_tokens = g->prompt_tokens;
+    uint32_t hit = pcache_use(&s->pcache, g->blocks, g->nblocks);
+    uint32_t cached = hit * (PCACHE_BLOCK / 4); /* tokens, at 4 bytes each */
+    c->prefill_tokens = g->prompt_tokens > cached ? g->prompt_tokens - cached : 0;
+    if (hit) {
+        s->cnt.prefix_hits++;
+        s->cnt.cached_tokens += cached;
+    }
     c->model = (uint8_t)g->model;
     c->ttft_ns = ov->has_ttft ? ov->ttft_ns : s->ttft_ns;
     c->itl_ns = ov->has_itl ? ov->itl_ns : s->itl_ns;

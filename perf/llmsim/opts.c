@@ -22,6 +22,7 @@ enum {
     OPT_FAULT,
     OPT_MAX_MODEL_LEN,
     OPT_KEEPALIVE,
+    OPT_PREFIX_CACHE,
     OPT_QUIET,
     OPT_HELP,
 };
@@ -39,6 +40,7 @@ static const struct option longopts[] = {
     {"fault", required_argument, NULL, OPT_FAULT},
     {"max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
+    {"prefix-cache-blocks", required_argument, NULL, OPT_PREFIX_CACHE},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -65,6 +67,8 @@ void opts_usage(FILE *f)
           "                              status:CODE close reset close_after:K reset_after:K\n"
           "                              hang hang_after:K slow_headers:MS\n"
           "  --max-model-len N           context window, prompt + completion (default 131072)\n"
+          "  --prefix-cache-blocks N     model vLLM's prefix caching: N blocks of 256 bytes of\n"
+          "                              prompt; a cached prefix skips its prefill (default 0)\n"
           "  --keepalive-timeout SEC     close a keep-alive connection idle this long after a\n"
           "                              response, like uvicorn (default 5; 0 = never)\n"
           "  --quiet                     no start-up and shutdown lines on stderr\n"
@@ -198,6 +202,13 @@ int opts_parse(int argc, char **argv, struct llmsim_opts *o, char *err, size_t e
             what = "--keepalive-timeout wants 0..86400 seconds";
             rc = parse_num(optarg, 0, 86400, &o->keepalive_s);
             break;
+        case OPT_PREFIX_CACHE: {
+            double v = 0;
+            what = "--prefix-cache-blocks wants 0..10000000";
+            rc = parse_num(optarg, 0, 1e7, &v);
+            o->prefix_cache_blocks = (uint32_t)v;
+            break;
+        }
         case OPT_QUIET:
             o->quiet = true;
             break;

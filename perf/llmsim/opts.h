@@ -26,15 +26,16 @@ struct llmsim_opts {
     const char *port_file; /* NULL: none */
     const char *models[LLMSIM_MAX_MODELS];
     uint32_t n_models;
-    uint32_t tokens;        /* natural length of an answer */
-    double ttft_ms;         /* TTFT floor once a batch slot is held */
-    double itl_ms;          /* gap between tokens; 0 = as fast as the socket */
-    uint32_t max_batch;     /* sequences decoding at once */
-    double prefill_us;      /* TTFT added per prompt token */
-    double batch_slowdown;  /* gap *= 1 + F * running / max_batch */
-    struct fault fault;     /* applied to every generation request */
-    uint32_t max_model_len; /* context window: prompt + completion */
-    double keepalive_s;     /* idle keep-alive connections close after this; 0 never */
+    uint32_t tokens;              /* natural length of an answer */
+    double ttft_ms;               /* TTFT floor once a batch slot is held */
+    double itl_ms;                /* gap between tokens; 0 = as fast as the socket */
+    uint32_t max_batch;           /* sequences decoding at once */
+    double prefill_us;            /* TTFT added per prompt token */
+    double batch_slowdown;        /* gap *= 1 + F * running / max_batch */
+    struct fault fault;           /* applied to every generation request */
+    uint32_t max_model_len;       /* context window: prompt + completion */
+    double keepalive_s;           /* idle keep-alive connections close after this; 0 never */
+    uint32_t prefix_cache_blocks; /* prefix cache size in blocks of prompt; 0 = none */
     bool quiet;
 };
 

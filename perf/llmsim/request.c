@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "perf/llmsim/opts.h"
+#include "perf/llmsim/pcache.h"
 
 static bool span_eq(const char *s, size_t n, const char *lit)
 {
@@ -373,6 +374,59 @@ static uint32_t continued_words(bool chat, json_t *root)
     return role && content && strcmp(role, "assistant") == 0 ? words_in(content) : 0;
 }
 
+/* The prompt's text as the prefix cache sees it (each message's role and
+ * text, or the prompt string), hashed (FNV-1a) up to the end of each whole
+ * PCACHE_BLOCK. */
+struct blockhash {
+    struct req_gen *g;
+    uint64_t h;
+    uint32_t fill;
+};
+
+static void bh_feed(struct blockhash *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && b->g->nblocks < PCACHE_MAX_BLOCKS; i++) {
+        b->h = (b->h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+        if (++b->fill == PCACHE_BLOCK) {
+            b->g->blocks[b->g->nblocks++] = b->h;
+            b->fill = 0;
+        }
+    }
+}
+
+static void bh_content(struct blockhash *b, json_t *content)
+{
+    if (json_is_string(content)) {
+        bh_feed(b, json_string_value(content), json_string_length(content));
+        return;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach (content, i, part) {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t))
+            bh_feed(b, json_string_value(t), json_string_length(t));
+    }
+}
+
+static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
+{
+    struct blockhash b = {.g = g, .h = 0xcbf29ce484222325ULL};
+    if (!chat) {
+        bh_content(&b, json_object_get(root, "prompt"));
+        return;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach (json_object_get(root, "messages"), i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        bh_feed(&b, role ? role : "", role ? strlen(role) : 0);
+        bh_feed(&b, "\n", 1);
+        bh_content(&b, json_object_get(m, "content"));
+        bh_feed(&b, "\n", 1);
+    }
+}
+
 int req_parse_body(bool chat, const char *body, size_t len, const struct req_models *models,
                    struct req_gen *g, struct req_error *err)
 {
@@ -412,6 +466,7 @@ int req_parse_body(bool chat, const char *body, size_t len, const struct req_mod
     if (check_model(root, models, &g->model, err) < 0)
         goto out;
     g->first_word = continued_words(chat, root);
+    prompt_blocks(chat, root, g);
     uint64_t pt = bytes / 4;
     g->prompt_tokens = pt < 1 ? 1 : pt > LLMSIM_MAX_TOKENS ? LLMSIM_MAX_TOKENS : (uint32_t)pt;
     rc = 0;

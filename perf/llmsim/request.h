@@ -72,6 +72,8 @@ struct req_gen {
     uint32_t prompt_tokens; /* >= 1 */
     uint32_t max_tokens;    /* 0: not given */
     uint32_t first_word;    /* continuing an answer: the words " wN" it already has */
+    uint32_t nblocks;       /* whole PCACHE_BLOCKs of prompt text */
+    uint64_t blocks[64];    /* their keys: hash of the prompt up to each block's end */
 };
 
 /* Parses and validates a chat (<chat>) or completions body.  0, or -EINVAL

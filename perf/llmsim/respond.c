@@ -476,6 +476,8 @@ void resp_stats_body(struct bbuf *b, const struct resp_counters *c)
     stat_field(b, "tokens", c->tokens, false);
     stat_field(b, "faults", c->faults, false);
     stat_field(b, "peak", c->peak, false);
+    stat_field(b, "prefix_hits", c->prefix_hits, false);
+    stat_field(b, "cached_tokens", c->cached_tokens, false);
     bbuf_puts(b, "}");
 }
 

@@ -111,9 +111,11 @@ struct resp_counters {
     uint64_t completed; /* generated to the end */
     uint64_t aborted;   /* client went away before the end */
     uint64_t connections;
-    uint64_t tokens; /* tokens generated */
-    uint64_t faults; /* requests that got a fault injected */
-    uint64_t peak;   /* most generation requests in progress at once */
+    uint64_t tokens;        /* tokens generated */
+    uint64_t faults;        /* requests that got a fault injected */
+    uint64_t peak;          /* most generation requests in progress at once */
+    uint64_t prefix_hits;   /* requests whose prompt started with cached blocks */
+    uint64_t cached_tokens; /* prompt tokens whose prefill the prefix cache saved */
 };
 
 /* GET /stats body (JSON). */

@@ -729,6 +729,8 @@ int server_init(struct server *s, const struct llmsim_opts *o, int lfd)
         .prefill_ns_per_token = (uint64_t)llround(o->prefill_us * 1e3),
     };
     sim_init(&s->sim, &sp);
+    if (pcache_init(&s->pcache, o->prefix_cache_blocks) < 0)
+        return -ENOMEM;
     theap_init(&s->timers);
     s->ttft_ns = (uint64_t)llround(o->ttft_ms * 1e6);
     s->itl_ns = (uint64_t)llround(o->itl_ms * 1e6);
@@ -783,6 +785,7 @@ void server_fini(struct server *s)
         close(s->spare_fd);
     s->lfd = s->sigfd = s->epfd = s->spare_fd = -1;
     theap_fini(&s->timers);
+    pcache_free(&s->pcache);
     free(s->ev);
     s->ev = NULL;
     bbuf_free(&s->tmp);

@@ -29,6 +29,7 @@
 #include "perf/llmsim/opts.h"
 #include "perf/llmsim/request.h"
 #include "perf/llmsim/respond.h"
+#include "perf/llmsim/pcache.h"
 #include "perf/llmsim/sim.h"
 #include "perf/llmsim/theap.h"
 
@@ -69,11 +70,12 @@ struct conn {
 
     /* The generation request being answered. */
     struct fault fault;
-    uint32_t n_tokens;      /* tokens this answer has */
-    uint32_t next_tok;      /* index of the next token */
-    uint32_t tok_base;      /* a continuation: its first token is " w<tok_base>" */
-    uint32_t prompt_tokens; /* for usage */
-    uint8_t finish;         /* enum resp_finish of the last token */
+    uint32_t n_tokens;       /* tokens this answer has */
+    uint32_t next_tok;       /* index of the next token */
+    uint32_t tok_base;       /* a continuation: its first token is " w<tok_base>" */
+    uint32_t prefill_tokens; /* prompt tokens not in the prefix cache */
+    uint32_t prompt_tokens;  /* for usage */
+    uint8_t finish;          /* enum resp_finish of the last token */
     uint8_t model;
     uint8_t dribble_step;
     uint32_t dribble_head; /* bytes of head being dribbled */
@@ -104,6 +106,7 @@ struct server {
     int sigfd;
     int spare_fd; /* released to accept-and-close when out of descriptors */
     struct sim sim;
+    struct pcache pcache;
     struct theap timers;
     struct resp_date date;
     struct h1_limits limits;

@@ -327,6 +327,61 @@ class ContinueTest(MultiBackendTest):
         self.check_one_stream(r, chat=False)
 
 
+class AffinityTest(MultiBackendTest):
+    """affinity_prefix: requests that share a system prompt go to the same
+    replica, whose prefix cache (llmsim's model of vLLM's) then skips their
+    prefill; a hot prefix spills over under the load bound."""
+
+    sims = {"r1": ("--prefix-cache-blocks", "4096", "--prefill-us-per-token", "100",
+                   "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "3"),
+            "r2": ("--prefix-cache-blocks", "4096", "--prefill-us-per-token", "100",
+                   "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "3")}
+    backends = {"r1": {}, "r2": {}}
+    conf = {"upstream": {"affinity_prefix": "1k", "health_interval": "0"}}
+    workers = 2
+
+    def ask(self, system, user, stream=False):
+        body = {"model": "llmsim-1", "stream": stream,
+                "messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": user}]}
+        c = Conn(self.sluice.port)
+        try:
+            return c.request("POST", CHAT, json.dumps(body))
+        finally:
+            c.close()
+
+    def hits(self):
+        return sum(self.sim[n].stats()["prefix_hits"] for n in ("r1", "r2"))
+
+    def test_conversations_stay_on_their_replica(self):
+        h0 = self.hits()
+        for conv in range(8):
+            system = ("You are assistant number %d. " % conv) * 80  # ~2.4 KB
+            for turn in range(4):
+                r = self.ask(system, "question %d" % turn)
+                self.assertEqual(r.status, 200, r.body)
+        # every turn after the first found its prefix cached
+        self.assertEqual(self.hits() - h0, 8 * 3)
+        self.assertGreaterEqual(self.metric("sluice_affinity_picks_total"), 32)
+        # and the conversations are spread over both replicas
+        self.assertTrue(all(self.sim[n].stats()["requests"] > 0 for n in ("r1", "r2")))
+
+    def test_a_hot_prefix_spills_over(self):
+        r0 = {n: self.requests_of(n) for n in ("r1", "r2")}
+        results = []
+        system = "One very popular system prompt. " * 80
+        ts = [threading.Thread(target=lambda i=i: results.append(
+            self.ask(system, "q%d" % i, stream=True))) for i in range(10)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertTrue(all(r.status == 200 for r in results))
+        d = {n: self.requests_of(n) - r0[n] for n in ("r1", "r2")}
+        self.assertEqual(sum(d.values()), 10)
+        self.assertGreater(min(d.values()), 0, d)
+
+
 class HealthTest(MultiBackendTest):
     sims = {"a": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5"),
             "b": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5")}

@@ -529,3 +529,39 @@ Test(route, validate_max_tokens)
     cr_assert_eq(v.rc, API_ERR_INVALID_FIELD);
     cr_assert_str_eq(v.detail, "'max_completion_tokens' must be a positive integer");
 }
+
+/* ---- prefix hash (prefix affinity) ------------------------------------------ */
+
+static uint64_t prefix_of(enum route r, const char *body, size_t bytes)
+{
+    char model[96], detail[256];
+    bool st = false;
+    uint32_t mt = 0;
+    uint64_t h = 7;
+    cr_assert_eq(route_validate_ex(r, body, strlen(body), model, sizeof model, &st, &mt, detail,
+                                   sizeof detail, bytes, &h),
+                 0, "%s", detail);
+    return h;
+}
+
+Test(route, prefix_hash_follows_the_start_of_the_prompt)
+{
+    const char *a1 = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"You are "
+                     "helpful.\"},{\"role\":\"user\",\"content\":\"first question\"}]}";
+    const char *a2 = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are helpful.\"},"
+                     "{\"role\":\"user\",\"content\":\"another one\"}],\"model\":\"m\"}";
+    const char *b = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"You are "
+                    "terse.\"},{\"role\":\"user\",\"content\":\"first question\"}]}";
+    const char *other_model = "{\"model\":\"n\",\"messages\":[{\"role\":\"system\",\"content\":"
+                              "\"You are helpful.\"},{\"role\":\"user\",\"content\":\"x\"}]}";
+    /* 20 bytes: "system\nYou are help" -- the user turn is past it */
+    cr_assert_eq(prefix_of(ROUTE_CHAT, a1, 20), prefix_of(ROUTE_CHAT, a2, 20));
+    cr_assert_neq(prefix_of(ROUTE_CHAT, a1, 20), prefix_of(ROUTE_CHAT, b, 20));
+    cr_assert_neq(prefix_of(ROUTE_CHAT, a1, 20), prefix_of(ROUTE_CHAT, other_model, 20));
+    /* with room for the user turn they differ */
+    cr_assert_neq(prefix_of(ROUTE_CHAT, a1, 4096), prefix_of(ROUTE_CHAT, a2, 4096));
+    cr_assert_eq(prefix_of(ROUTE_CHAT, a1, 0), 0);
+    const char *c1 = "{\"model\":\"m\",\"prompt\":\"Translate: hello\"}";
+    const char *c2 = "{\"model\":\"m\",\"prompt\":[\"Translate: world\"]}";
+    cr_assert_eq(prefix_of(ROUTE_COMPLETIONS, c1, 10), prefix_of(ROUTE_COMPLETIONS, c2, 10));
+}
