@@ -2,6 +2,7 @@
 #include "controlplane/health.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -22,7 +23,14 @@ enum hc_state {
     HC_READING,
 };
 
-#define METRICS_MAX (1u << 20) /* a /metrics answer larger than this is not read */
+#define METRICS_MAX   (1u << 20) /* a /metrics answer larger than this is not read */
+#define LIST_EVERY_MS 30000      /* how often a backend's own model list is read again */
+
+enum scrape {
+    SC_NONE = 0, /* the health check itself */
+    SC_METRICS,  /* GET /metrics: saturation */
+    SC_MODELS,   /* GET /v1/models: what it serves */
+};
 
 struct hc_check {
     const struct config_backend *be;
@@ -31,13 +39,16 @@ struct hc_check {
     uint8_t state; /* enum hc_state */
     uint64_t next_ms;
     uint64_t deadline_ms;
-    uint32_t passes; /* in a row */
-    uint32_t fails;  /* in a row */
-    bool scrape;     /* this connection reads /metrics, not /health */
+    uint32_t passes;  /* in a row */
+    uint32_t fails;   /* in a row */
+    uint8_t scrape;   /* enum scrape: what this connection reads, if not /health */
+    uint64_t list_ms; /* next GET /v1/models (a backend without `models`) */
     char req[256];
     size_t req_len;
     char mreq[256];
     size_t mreq_len;
+    char lreq[256];
+    size_t lreq_len;
     char buf[64]; /* enough for the status line */
     size_t len;
     char *mbuf; /* the /metrics answer */
@@ -75,6 +86,11 @@ int health_init(struct health *h, int ep, const struct config *cfg, struct shm *
                      "Connection: close\r\n\r\n",
                      c->be->host);
         c->mreq_len = n > 0 && (size_t)n < sizeof c->mreq ? (size_t)n : 0;
+        n = snprintf(c->lreq, sizeof c->lreq,
+                     "GET /v1/models HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
+                     "Connection: close\r\n\r\n",
+                     c->be->host);
+        c->lreq_len = n > 0 && (size_t)n < sizeof c->lreq ? (size_t)n : 0;
     }
     return 0;
 }
@@ -172,6 +188,41 @@ static bool prom_sum(const char *text, size_t len, const char *name, double *sum
     return found;
 }
 
+/* The /v1/models answer is complete: the ids it lists become what the
+ * backend serves (for a backend configured without `models`). */
+static void listed(struct health *h, struct hc_check *c)
+{
+    struct shm_backend *e = entry(h, c);
+    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
+    bool ok =
+        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
+    json_t *root =
+        ok && body ? json_loadb(body + 4, c->mlen - (size_t)(body + 4 - c->mbuf), 0, NULL) : NULL;
+    json_t *data = json_object_get(root, "data");
+    if (e && json_is_array(data)) {
+        char list[sizeof e->models] = "";
+        size_t len = 0, i;
+        json_t *m;
+        json_array_foreach (data, i, m) {
+            const char *id = json_string_value(json_object_get(m, "id"));
+            size_t n = id ? strlen(id) : 0;
+            if (!n || memchr(id, ',', n) || len + n + 2 >= sizeof list)
+                continue;
+            if (len)
+                list[len++] = ',';
+            memcpy(list + len, id, n);
+            len += n;
+            list[len] = '\0';
+        }
+        if (strcmp(list, e->models) != 0) {
+            shm_backend_set_models(e, list);
+            log_info("backend %s serves: %s", c->be->name, list[0] ? list : "(none listed)");
+        }
+    }
+    json_decref(root);
+    end_check(h, c);
+}
+
 /* The /metrics answer is complete (the server closed): its saturation. */
 static void scraped(struct health *h, struct hc_check *c)
 {
@@ -198,12 +249,19 @@ static void scraped(struct health *h, struct hc_check *c)
         atomic_store_explicit(&e->load_ms, clock_mono_ms(), memory_order_relaxed);
     }
     end_check(h, c);
+    /* Then, now and then, what it serves, if the config does not say. */
+    uint64_t now = clock_mono_ms();
+    if (!c->be->models[0] && now >= c->list_ms) {
+        c->list_ms = now + LIST_EVERY_MS;
+        c->scrape = SC_MODELS;
+        connect_to(h, c, now);
+    }
 }
 
 static void start_check(struct health *h, struct hc_check *c, uint64_t now)
 {
     c->next_ms = now + h->cfg->health_interval_ms;
-    c->scrape = false;
+    c->scrape = SC_NONE;
     connect_to(h, c, now);
 }
 
@@ -242,8 +300,8 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
             return;
         }
         /* The request is tiny: one send takes it, or the check fails. */
-        const char *rq = c->scrape ? c->mreq : c->req;
-        size_t rl = c->scrape ? c->mreq_len : c->req_len;
+        const char *rq = c->scrape == SC_MODELS ? c->lreq : c->scrape ? c->mreq : c->req;
+        size_t rl = c->scrape == SC_MODELS ? c->lreq_len : c->scrape ? c->mreq_len : c->req_len;
         if (send(c->fd, rq, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
             if (c->scrape)
                 end_check(h, c);
@@ -275,7 +333,9 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
             c->mlen += (size_t)k;
             return;
         }
-        if (k == 0)
+        if (k == 0 && c->scrape == SC_MODELS)
+            listed(h, c);
+        else if (k == 0)
             scraped(h, c);
         else
             end_check(h, c);
@@ -307,7 +367,7 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
     bool ok = status >= 200 && status < 300;
     verdict(h, c, ok, why);
     if (ok && c->be->kind == BACKEND_OPENAI) {
-        c->scrape = true;
+        c->scrape = SC_METRICS;
         connect_to(h, c, clock_mono_ms());
     }
 }

@@ -32,9 +32,21 @@ int bal_init(struct worker *w)
     return 0;
 }
 
+/* The models of backend <b>: its `models`, or, configured without, the
+ * ones it listed itself (the control plane asks it), or "" (any). */
+static const char *models_of(const struct worker *w, unsigned b, char *buf, size_t cap)
+{
+    const struct shm_backend *e = entry(w, b);
+    if (w->pools[b].be->models[0] || !e)
+        return w->pools[b].be->models;
+    shm_backend_models(e, buf, cap);
+    return buf;
+}
+
 bool bal_serves(const struct worker *w, unsigned b, const char *model)
 {
-    const char *list = w->pools[b].be->models;
+    char buf[sizeof((struct shm_backend *)0)->models + 1];
+    const char *list = models_of(w, b, buf, sizeof buf);
     if (!list[0] || !model)
         return true;
     size_t ml = strlen(model);
@@ -297,8 +309,9 @@ static void add_models(struct sbuf *b, const char *list, const char *owner, bool
 int bal_models_json(const struct worker *w, struct sbuf *b)
 {
     bool any_usable = false;
+    char buf[sizeof((struct shm_backend *)0)->models + 1];
     for (unsigned i = 0; i < w->npools; i++) {
-        if (!w->pools[i].be->models[0])
+        if (!models_of(w, i, buf, sizeof buf)[0])
             return -ENOENT; /* that one's models are its own to tell */
         any_usable |= bal_usable(w, i);
     }
@@ -306,7 +319,7 @@ int bal_models_json(const struct worker *w, struct sbuf *b)
     sbuf_puts(b, "{\"object\":\"list\",\"data\":[");
     for (unsigned i = 0; i < w->npools; i++)
         if (!any_usable || bal_usable(w, i))
-            add_models(b, w->pools[i].be->models, w->pools[i].be->name, &first);
+            add_models(b, models_of(w, i, buf, sizeof buf), w->pools[i].be->name, &first);
     sbuf_puts(b, "]}");
     return b->err ? b->err : 0;
 }

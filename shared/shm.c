@@ -309,6 +309,31 @@ int shm_backend_find(const struct shm *s, const char *name)
     return -ENOENT;
 }
 
+void shm_backend_set_models(struct shm_backend *e, const char *list)
+{
+    uint32_t seq = atomic_load_explicit(&e->models_seq, memory_order_relaxed);
+    atomic_store_explicit(&e->models_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    snprintf(e->models, sizeof e->models, "%s", list);
+    atomic_store_explicit(&e->models_seq, seq + 2, memory_order_release);
+}
+
+void shm_backend_models(const struct shm_backend *e, char *out, size_t cap)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t s1 = atomic_load_explicit(&e->models_seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        size_t n = cap - 1 < sizeof e->models ? cap - 1 : sizeof e->models;
+        memcpy(out, e->models, n);
+        out[n] = '\0';
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->models_seq, memory_order_relaxed) == s1)
+            return;
+    }
+    out[0] = '\0'; /* a writer that never finishes: know nothing */
+}
+
 int shm_backend_add(struct shm *s, const char *name)
 {
     struct shm_tables *t = &s->seg->tables;

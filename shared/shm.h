@@ -191,6 +191,11 @@ struct shm_backend {
     _Atomic uint32_t running;
     _Atomic uint32_t kv_permille;
     _Atomic uint64_t load_ms; /* when they were read; 0 = never */
+    /* The models it lists itself (GET /v1/models), comma-separated, for a
+     * backend configured without `models`; written by the control plane
+     * under models_seq (odd while it writes). */
+    _Atomic uint32_t models_seq;
+    char models[512];
 } __attribute__((aligned(64)));
 
 /* Read-mostly node tables: the control plane writes, workers read on every
@@ -292,6 +297,10 @@ int shm_tenant_find(const struct shm *s, const char *name);
 int shm_backend_add(struct shm *s, const char *name);
 /* The index of backend <name>, or -ENOENT. */
 int shm_backend_find(const struct shm *s, const char *name);
+/* Control plane: publishes the models backend <e> lists; workers: a copy
+ * of them ("" when none were read). */
+void shm_backend_set_models(struct shm_backend *e, const char *list);
+void shm_backend_models(const struct shm_backend *e, char *out, size_t cap);
 
 /* Node-wide sums over the live worker slots (a dead worker's streams are not
  * in them: its slot left the set when it was reaped). */

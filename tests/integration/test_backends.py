@@ -382,6 +382,32 @@ class AffinityTest(MultiBackendTest):
         self.assertGreater(min(d.values()), 0, d)
 
 
+class DiscoveryTest(MultiBackendTest):
+    """Backends configured without `models` are asked for their own list
+    (GET /v1/models, by the control plane); routing and /v1/models follow it."""
+
+    sims = {"a": ("--model", "alpha", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "4"),
+            "b": ("--model", "beta,gamma", "--ttft-ms", "5", "--itl-ms", "5", "--tokens", "4")}
+    backends = {"a": {}, "b": {}}
+    conf = {"upstream": {"health_interval": "100ms"}}
+
+    def models(self):
+        st, _, body = request("127.0.0.1", self.sluice.port, "GET", "/v1/models")
+        return sorted(m["id"] for m in json.loads(body)["data"]) if st == 200 else None
+
+    def test_models_come_from_the_backends(self):
+        wait_for(lambda: self.models() == ["alpha", "beta", "gamma"], 10, "models discovered")
+        a0, b0 = self.requests_of("a"), self.requests_of("b")
+        for model, n in (("alpha", 3), ("gamma", 2)):
+            for _ in range(n):
+                r = chat(self.sluice.port, model, stream=False)
+                self.assertEqual(r.status, 200, r.body)
+        self.assertEqual((self.requests_of("a") - a0, self.requests_of("b") - b0), (3, 2))
+        r = chat(self.sluice.port, "delta")
+        self.assertEqual((r.status, r.json()["error"]["code"]), (404, "model_not_found"))
+        self.assertEqual((self.requests_of("a") - a0, self.requests_of("b") - b0), (3, 2))
+
+
 class HealthTest(MultiBackendTest):
     sims = {"a": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5"),
             "b": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "5")}
