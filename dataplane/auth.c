@@ -35,3 +35,11 @@ const char *auth_tenant(const struct config *cfg, const char *authz, size_t len)
     }
     return found;
 }
+
+bool auth_priority(const struct config *cfg, const char *name)
+{
+    for (unsigned i = 0; name && i < cfg->n_tenants; i++)
+        if (strcmp(cfg->tenants[i].name, name) == 0)
+            return cfg->tenants[i].priority;
+    return false;
+}

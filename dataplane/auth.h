@@ -10,6 +10,7 @@
 #ifndef SLUICE_AUTH_H
 #define SLUICE_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "shared/config.h"
@@ -19,5 +20,8 @@
 /* The tenant for an Authorization field value (NULL when absent): its name,
  * or NULL when auth is enabled and the key is missing or unknown. */
 const char *auth_tenant(const struct config *cfg, const char *authz, size_t len);
+
+/* Whether tenant <name> (a name auth_tenant gave) is a priority tenant. */
+bool auth_priority(const struct config *cfg, const char *name);
 
 #endif

@@ -118,9 +118,27 @@ static uint64_t mix64(uint64_t x)
  * whose load is under affinity_load x (average + 1) takes it.  The same
  * prefix scores the backends the same way on every worker and every node,
  * and a backend that leaves moves only its own prefixes. */
-static int affine(struct worker *w, const char *model, uint64_t prefix, uint64_t tried,
-                  uint32_t prio)
+/* The concurrent requests backend <b> takes from this request's kind: its
+ * max_inflight, less the reserve for a request without priority; 0 = no cap. */
+static int64_t cap_for(const struct worker *w, unsigned b, bool priority)
 {
+    uint32_t cap = w->pools[b].be->max_inflight;
+    if (!cap || priority || !w->cfg->upstream_reserve)
+        return cap;
+    int64_t c = (int64_t)cap * (100 - w->cfg->upstream_reserve) / 100;
+    return c > 0 ? c : -1; /* -1: nothing left for it */
+}
+
+static bool full(const struct worker *w, unsigned b, bool priority, int64_t n)
+{
+    int64_t cap = cap_for(w, b, priority);
+    return cap && n >= (cap < 0 ? 0 : cap);
+}
+
+static int affine(struct worker *w, const struct bal_req *rq, uint32_t prio)
+{
+    const char *model = rq->model;
+    uint64_t prefix = rq->prefix, tried = rq->tried;
     int64_t load[64];
     int64_t sum = 0;
     unsigned count = 0;
@@ -131,7 +149,7 @@ static int affine(struct worker *w, const char *model, uint64_t prefix, uint64_t
             !bal_usable(w, b))
             continue;
         int64_t n = inflight(w, b);
-        if (be->max_inflight && n >= be->max_inflight)
+        if (full(w, b, rq->priority, n))
             continue;
         load[b] = n + queued(w, b);
         sum += load[b];
@@ -158,8 +176,10 @@ static int affine(struct worker *w, const char *model, uint64_t prefix, uint64_t
     return best;
 }
 
-int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t tried, int *api_err)
+int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err)
 {
+    const char *model = rq->model;
+    uint64_t tried = rq->tried;
     int best = -1, best_sick = -1;
     int64_t best_n = 0, sick_n = 0;
     bool served = false;
@@ -174,7 +194,7 @@ int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t trie
         if (tried & (1ull << b))
             continue;
         int64_t n = inflight(w, b);
-        if (be->max_inflight && n >= be->max_inflight)
+        if (full(w, b, rq->priority, n))
             continue;
         n += queued(w, b); /* its load: outstanding, and what queues inside it */
         if (!bal_usable(w, b)) {
@@ -196,8 +216,8 @@ int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t trie
         best = (int)b;
         best_n = n;
     }
-    if (best >= 0 && prefix && w->cfg->balance == CONFIG_BALANCE_LEAST) {
-        int a = affine(w, model, prefix, tried, w->pools[best].be->priority);
+    if (best >= 0 && rq->prefix && w->cfg->balance == CONFIG_BALANCE_LEAST) {
+        int a = affine(w, rq, w->pools[best].be->priority);
         if (a >= 0)
             best = a;
     }

@@ -30,15 +30,21 @@ struct worker;
 /* Maps the configured backends to the shared table.  0 or -ENOMEM. */
 int bal_init(struct worker *w);
 
-/* The backend (index in the config) for a request for <model> (NULL: any
- * backend will do), skipping those in <tried> (bit per index).  With a
- * <prefix> hash (prefix affinity on), among the backends of the chosen
- * priority the one rendezvous hashing gives the prefix, unless its load is
- * over affinity_load times the average (bounded load: a hot prefix spills
- * to the next in its order).  -1 when there is none, with *api_err:
- * model_not_found (no backend serves it) or overloaded (all at
- * max_inflight, or all tried). */
-int bal_pick(struct worker *w, const char *model, uint64_t prefix, uint64_t tried, int *api_err);
+/* The backend (index in the config) for a request for its model, skipping
+ * those already tried.  With a prefix hash (prefix affinity on), among the
+ * backends of the chosen priority the one rendezvous hashing gives the
+ * prefix, unless its load is over affinity_load times the average (bounded
+ * load: a hot prefix spills to the next in its order).  A request of a
+ * tenant without priority sees each max_inflight less the [upstream]
+ * reserve.  -1 when there is none, with *api_err: model_not_found (no
+ * backend serves it) or overloaded (all full, or all tried). */
+struct bal_req {
+    const char *model; /* NULL: any backend will do */
+    uint64_t prefix;   /* prompt-prefix hash, 0 = no affinity */
+    uint64_t tried;    /* bit per backend index already tried */
+    bool priority;     /* a priority tenant's: may use the reserved share */
+};
+int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err);
 
 /* Whether backend <b> serves <model>. */
 bool bal_serves(const struct worker *w, unsigned b, const char *model);

@@ -10,6 +10,7 @@
 
 #include "dataplane/admission.h"
 #include "dataplane/api_error.h"
+#include "dataplane/auth.h"
 #include "dataplane/balance.h"
 #include "dataplane/client.h"
 #include "dataplane/resume.h"
@@ -87,6 +88,7 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
          * no ids to resume from. */
         st->chat = c->route == ROUTE_CHAT;
         st->prefix = c->prefix;
+        st->priority = auth_priority(w->cfg, c->tenant);
         st->cont = client_sse && w->cfg->continue_streams && !c->wsp;
         if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
             w->cfg->resume_retention_s)
@@ -133,7 +135,10 @@ void stream_admitted(struct stream *st)
     struct worker *w = W(st);
     if (!st->forwarded) {
         int err = API_ERR_OVERLOADED;
-        int b = bal_pick(w, st->is_completion ? st->model : NULL, st->prefix, st->tried, &err);
+        int b = bal_pick(w,
+                         &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix,
+                                           st->tried, st->priority},
+                         &err);
         if (b < 0) {
             if (err == API_ERR_OVERLOADED)
                 shm_add(&w->slot->c.rejected[REJ_BACKENDS_FULL], 1);
@@ -386,7 +391,9 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
         return false;
     uint64_t tried = st->tried | (1ull << st->bk);
     int err;
-    int b = bal_pick(w, st->is_completion ? st->model : NULL, st->prefix, tried, &err);
+    int b = bal_pick(
+        w, &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix, tried, st->priority},
+        &err);
     if (b < 0)
         return false;
     unsigned old = st->bk;
@@ -436,7 +443,7 @@ static bool stream_continue(struct stream *st, const char *why)
         return false;
     uint64_t tried = st->tried | (1ull << st->bk);
     int err;
-    int b = bal_pick(w, st->model, st->prefix, tried, &err);
+    int b = bal_pick(w, &(struct bal_req){st->model, st->prefix, tried, st->priority}, &err);
     if (b < 0)
         return false;
     char *head, *body;

@@ -87,6 +87,7 @@ struct stream {
     uint64_t attempt_ms;   /* this attempt's start: its first-token deadline counts from here */
     bool chat;             /* /v1/chat/completions (else /v1/completions) */
     uint64_t prefix;       /* prompt-prefix hash for backend affinity, 0 = none */
+    bool priority;         /* its tenant may use the reserved backend capacity */
     bool cont;             /* may continue on another backend mid-answer (continuation.c) */
     bool continuing;       /* this attempt continues: no head, its first events skipped */
     struct cont_text text; /* cont: the answer so far */

@@ -86,6 +86,7 @@ struct config_tenant {
     uint32_t decay_ms;           /* time a burst above hard_limit takes to decay */
     uint64_t tokens_per_minute;  /* token budget, 0 = none */
     uint32_t default_max_tokens; /* reserved when a request names no max_tokens */
+    bool priority;               /* may use the capacity [upstream] reserve keeps */
     unsigned line;
 };
 
@@ -142,8 +143,9 @@ struct config {
     uint32_t upstream_idle_timeout_ms; /* 60 s */
     uint32_t upstream_retries; /* other backends a request may move to before its first byte */
     enum config_balance balance;
-    uint32_t affinity_prefix; /* prompt bytes hashed for prefix affinity; 0 = off */
-    double affinity_load;     /* bounded load factor of prefix affinity */
+    uint32_t affinity_prefix;  /* prompt bytes hashed for prefix affinity; 0 = off */
+    double affinity_load;      /* bounded load factor of prefix affinity */
+    uint32_t upstream_reserve; /* percent of max_inflight kept for priority tenants */
     bool continue_streams;  /* continuation.c: a stream goes on elsewhere after a mid-answer failure
                              */
     uint32_t eject_after;   /* consecutive failures that eject a backend; 0 = never */

@@ -154,6 +154,9 @@ X(S_UPSTREAM, "upstream", "affinity_prefix", CFG_SIZE, "0", config, affinity_pre
 X(S_UPSTREAM, "upstream", "affinity_load", CFG_DOUBLE, "1.25", config, affinity_load, 1, 100, 0,    \
   "prefix affinity's bound: a backend takes a request by affinity while its load stays under "     \
   "this times the average")                                                                        \
+X(S_UPSTREAM, "upstream", "reserve", CFG_UINT, "0", config, upstream_reserve, 0, 90, 0,          \
+  "percent of each backend's max_inflight kept for priority tenants (load shedding hits the "     \
+  "others first)")                                                                                 \
 X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0, 16, 0,             \
   "other backends a request may move to before its first byte reaches the client")                \
 X(S_UPSTREAM, "upstream", "continue_streams", CFG_BOOL, "false", config, continue_streams, 0, 0, 0,  \
@@ -243,7 +246,9 @@ X(S_TENANT, "tenant *", "decay_ms", CFG_UINT, "60000", config_tenant, decay_ms, 
 X(S_TENANT, "tenant *", "tokens_per_minute", CFG_UINT, "0", config_tenant, tokens_per_minute, 0,    \
   0, 0, "token budget across the node, charged as tokens are relayed; 0 = none")                   \
 X(S_TENANT, "tenant *", "default_max_tokens", CFG_UINT, "1024", config_tenant, default_max_tokens,  \
-  1, 10000000, 0, "tokens reserved at admission for a request without max_tokens")
+  1, 10000000, 0, "tokens reserved at admission for a request without max_tokens")                \
+X(S_TENANT, "tenant *", "priority", CFG_BOOL, "false", config_tenant, priority, 0, 0, 0,           \
+  "may use the share of each backend's max_inflight kept by [upstream] reserve")
 // clang-format on
 
 #endif

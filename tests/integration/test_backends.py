@@ -2,6 +2,7 @@
 max_inflight caps (load shedding), failover before the first byte, passive
 ejection and active health checks."""
 
+import hashlib
 import json
 import socket
 import threading
@@ -168,6 +169,39 @@ class CapTest(MultiBackendTest):
                                 len(shed))
         for r in ok:
             self.assertEqual(tokens_of(sse_events(r.body)), expected(20))
+
+
+class ReserveTest(MultiBackendTest):
+    """[upstream] reserve keeps a share of every max_inflight for priority
+    tenants: the others are shed first."""
+
+    sims = {"a": ("--ttft-ms", "5", "--itl-ms", "50", "--tokens", "20")}
+    backends = {"a": {"max_inflight": "4"}}
+    conf = {"upstream": {"reserve": "50", "health_interval": "0"},
+            "auth": {"enabled": "true"},
+            "tenant vip": {"key_sha256": hashlib.sha256(b"sk-vip").hexdigest(),
+                           "priority": "true"},
+            "tenant std": {"key_sha256": hashlib.sha256(b"sk-std").hexdigest()}}
+    workers = 1
+
+    def burst(self, key, n):
+        out = []
+        ts = [threading.Thread(target=lambda: out.append(chat(
+            self.sluice.port, "llmsim-1", headers={"Authorization": "Bearer " + key})))
+            for _ in range(n)]
+        for t in ts:
+            t.start()
+        return ts, out
+
+    def test_priority_tenants_get_the_reserved_half(self):
+        ts, std = self.burst("sk-std", 4)
+        wait_for(lambda: self.sim["a"].stats()["running"] == 2, 5, "std at its share")
+        ts2, vip = self.burst("sk-vip", 2)
+        for t in ts + ts2:
+            t.join()
+        self.assertEqual(sorted(r.status for r in std), [200, 200, 503, 503])
+        self.assertEqual([r.status for r in vip], [200, 200])
+        self.assertEqual(self.sim["a"].stats()["peak"], 4)
 
 
 class FailoverTest(MultiBackendTest):
