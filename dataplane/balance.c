@@ -11,6 +11,7 @@
 #include "dataplane/worker.h"
 #include "shared/log.h"
 #include "shared/sbuf.h"
+#include "shared/strlist.h"
 
 #define EJECT_DOUBLINGS 6 /* the longest ejection is 64 x eject_time */
 
@@ -47,24 +48,7 @@ bool bal_serves(const struct worker *w, unsigned b, const char *model)
 {
     char buf[sizeof((struct shm_backend *)0)->models + 1];
     const char *list = models_of(w, b, buf, sizeof buf);
-    if (!list[0] || !model)
-        return true;
-    size_t ml = strlen(model);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if ((size_t)(t - p) == ml && memcmp(p, model, ml) == 0)
-            return true;
-        p = e;
-    }
-    return false;
+    return !list[0] || !model || strlist_has(list, model, strlen(model));
 }
 
 static int64_t inflight(const struct worker *w, unsigned b)
@@ -301,28 +285,18 @@ void bal_failover(struct worker *w, unsigned b)
  * as OpenAI model objects owned by <owner>. */
 static void add_models(struct sbuf *b, const char *list, const char *owner, bool *first)
 {
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if (t > p) {
-            char esc[512];
-            size_t n = api_json_escape(esc, sizeof esc, p, (size_t)(t - p));
-            char needle[600];
-            snprintf(needle, sizeof needle, "{\"id\":\"%.*s\",", (int)n, esc);
-            if (!b->p || !memmem(b->p, b->len, needle, strlen(needle))) {
-                sbuf_printf(b, "%s%s\"object\":\"model\",\"created\":0,\"owned_by\":\"%s\"}",
-                            *first ? "" : ",", needle, owner);
-                *first = false;
-            }
+    const char *p;
+    size_t len;
+    while (strlist_next(&list, &p, &len)) {
+        char esc[512];
+        size_t n = api_json_escape(esc, sizeof esc, p, len);
+        char needle[600];
+        snprintf(needle, sizeof needle, "{\"id\":\"%.*s\",", (int)n, esc);
+        if (!b->p || !memmem(b->p, b->len, needle, strlen(needle))) {
+            sbuf_printf(b, "%s%s\"object\":\"model\",\"created\":0,\"owned_by\":\"%s\"}",
+                        *first ? "" : ",", needle, owner);
+            *first = false;
         }
-        p = e;
     }
 }
 

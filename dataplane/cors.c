@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "shared/strlist.h"
+
 bool cors_enabled(const struct config *cfg)
 {
     return cfg->cors_origins[0] != '\0';
@@ -15,20 +17,11 @@ bool cors_enabled(const struct config *cfg)
 static bool list_any(const char *list, bool (*match)(const char *, size_t, const void *, size_t),
                      const void *want, size_t want_len)
 {
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if (t > p && match(p, (size_t)(t - p), want, want_len))
+    const char *item;
+    size_t n;
+    while (strlist_next(&list, &item, &n))
+        if (match(item, n, want, want_len))
             return true;
-        p = e;
-    }
     return false;
 }
 

@@ -378,33 +378,24 @@ void stream_fail(struct stream *st, int err, const char *detail)
         stream_abandon(st);
 }
 
-/* Moves the request to another backend while the client has seen nothing
- * of the answer (and the request is still held): undoes what this attempt
- * wrote, lets go of its connection (<cancel>: a generation abandoned, so
- * counted as a cancellation) and sends the request again elsewhere.  False
- * when it cannot (no attempt left, no other backend). */
-static bool stream_failover(struct stream *st, const char *why, bool cancel)
+/* Another backend than the ones tried for this request, or -1. */
+static int next_backend(struct stream *st, uint64_t *tried)
+{
+    *tried = st->tried | (1ull << st->bk);
+    int err;
+    return bal_pick(
+        W(st),
+        &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix, *tried, st->priority},
+        &err);
+}
+
+/* Lets go of this attempt's backend (its connection: <cancel> counts an
+ * abandoned generation) and sends the request, as it now is, to <b>. */
+static void move_to(struct stream *st, int b, uint64_t tried, bool cancel)
 {
     struct worker *w = W(st);
-    if (st->forwarded || st->head_committed || !st->req_head ||
-        st->attempts >= w->cfg->upstream_retries)
-        return false;
-    uint64_t tried = st->tried | (1ull << st->bk);
-    int err;
-    int b = bal_pick(
-        w, &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix, tried, st->priority},
-        &err);
-    if (b < 0)
-        return false;
-    unsigned old = st->bk;
-    log_info("stream %s: backend %s: %s; trying %s", st->id, w->pools[old].be->name, why,
-             w->pools[b].be->name);
-    bal_failover(w, old);
+    bal_failover(w, st->bk);
     sev_drop_partial(st);
-    if (st->head_written) {
-        outq_truncate(&st->c->out, &w->slabs, &st->head_mark);
-        st->head_written = false;
-    }
     if (st->up) {
         struct upconn *u = st->up;
         st->up = NULL;
@@ -417,18 +408,42 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
     st->attempts++;
     use_backend(st, (unsigned)b);
     st->phase = SP_UPSTREAM;
-    st->mode = RM_SSE;
-    st->status = 0;
-    st->first_content = false;
     st->paused = st->slab_paused = false;
     sse_framer_init(&st->fr);
-    usage_scan_init(&st->usage);
     st->req_sent = 0;
     st->retried = false;
-    st->attempt_ms = w->now_ms;
     rearm_timer(st);
     if (upstream_acquire(w, st->pool, st) < 0)
         stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
+}
+
+/* Moves the request to another backend while the client has seen nothing
+ * of the answer (and the request is still held): undoes what this attempt
+ * wrote and sends the request again elsewhere (<cancel>: the attempt's
+ * generation is abandoned, counted as a cancellation).  False when it
+ * cannot (no attempt left, no other backend). */
+static bool stream_failover(struct stream *st, const char *why, bool cancel)
+{
+    struct worker *w = W(st);
+    uint64_t tried;
+    if (st->forwarded || st->head_committed || !st->req_head ||
+        st->attempts >= w->cfg->upstream_retries)
+        return false;
+    int b = next_backend(st, &tried);
+    if (b < 0)
+        return false;
+    log_info("stream %s: backend %s: %s; trying %s", st->id, w->pools[st->bk].be->name, why,
+             w->pools[b].be->name);
+    if (st->head_written) {
+        outq_truncate(&st->c->out, &w->slabs, &st->head_mark);
+        st->head_written = false;
+    }
+    st->mode = RM_SSE;
+    st->status = 0;
+    st->first_content = false;
+    usage_scan_init(&st->usage);
+    st->attempt_ms = w->now_ms;
+    move_to(st, b, tried, cancel);
     return true;
 }
 
@@ -438,12 +453,11 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
 static bool stream_continue(struct stream *st, const char *why)
 {
     struct worker *w = W(st);
+    uint64_t tried;
     if (!st->cont || !st->head_committed || st->mode != RM_SSE || st->done_seen || !st->req_head ||
         !st->cont_body || st->attempts >= w->cfg->upstream_retries)
         return false;
-    uint64_t tried = st->tried | (1ull << st->bk);
-    int err;
-    int b = bal_pick(w, &(struct bal_req){st->model, st->prefix, tried, st->priority}, &err);
+    int b = next_backend(st, &tried);
     if (b < 0)
         return false;
     char *head, *body;
@@ -456,22 +470,8 @@ static bool stream_continue(struct stream *st, const char *why)
         log_info("stream %s: cannot continue elsewhere: %s", st->id, strerror(-rc));
         return false;
     }
-    unsigned old = st->bk;
     log_info("stream %s: backend %s: %s after %u tokens; continuing on %s", st->id,
-             w->pools[old].be->name, why, st->tokens, w->pools[b].be->name);
-    bal_failover(w, old);
-    sev_drop_partial(st);
-    if (st->up) {
-        struct upconn *u = st->up;
-        st->up = NULL;
-        upstream_release(u, true);
-    }
-    if (list_linked(&st->wait_node))
-        list_del(&st->wait_node);
-    release_backend(st);
-    st->tried = tried;
-    st->attempts++;
-    use_backend(st, (unsigned)b);
+             w->pools[st->bk].be->name, why, st->tokens, w->pools[b].be->name);
     free(st->req_head);
     st->req_head = head;
     st->req_head_len = hl;
@@ -480,18 +480,9 @@ static bool stream_continue(struct stream *st, const char *why)
     st->cont_req = body;
     st->req_body = body;
     st->req_body_len = bl;
-    st->req_sent = 0;
-    st->retried = false;
-    st->phase = SP_UPSTREAM;
     st->continuing = true;
-    st->paused = st->slab_paused = false;
-    sse_framer_init(&st->fr);
     st->t_last_ns = clock_mono_ns(); /* the new backend gets a whole token_idle_timeout */
-    rearm_timer(st);
-    if (upstream_acquire(w, st->pool, st) < 0) {
-        stream_fail(st, API_ERR_BACKEND_DOWN, NULL);
-        return true;
-    }
+    move_to(st, b, tried, true);
     return true;
 }
 
