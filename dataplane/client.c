@@ -242,6 +242,7 @@ void client_reset_request(struct conn *c)
     c->in_request = false;
     c->status = 0;
     c->route = ROUTE_NONE;
+    c->usage_injected = false;
     (void)w;
 }
 

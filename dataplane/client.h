@@ -127,6 +127,7 @@ struct conn {
     char resume_id[16 + 1];             /* ROUTE_RESUME: the stream asked for (STREAM_ID_LEN) */
     uint64_t resume_after;              /* ... and its client's Last-Event-ID seq */
     uint64_t prefix;                    /* the request's prompt-prefix hash (route.c), 0 = none */
+    bool usage_injected;                /* sluice added stream_options.include_usage */
 };
 
 /* A new connection from the accept ring (fd = fixed index when <fixed>),

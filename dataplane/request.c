@@ -126,6 +126,34 @@ static bool upgrade_h2c(struct conn *c)
     return true;
 }
 
+/* A streaming request that did not ask for usage gets
+ * `"stream_options":{"include_usage":true}` added before its closing brace,
+ * so the backend's count of the tokens arrives whatever the client asked
+ * (stream_event.c drops that chunk again).  A body that names stream_options
+ * in any way is left alone.  True when the body was changed. */
+static bool ask_usage(struct conn *c)
+{
+    static const char add[] = ",\"stream_options\":{\"include_usage\":true}";
+    if (!c->body || memmem(c->body, c->body_len, "\"stream_options\"", 16))
+        return false;
+    size_t end = c->body_len;
+    while (end && c->body[end - 1] != '}')
+        end--;
+    if (!end)
+        return false;
+    size_t n = c->body_len + sizeof add - 1;
+    char *nb = malloc(n);
+    if (!nb)
+        return false;
+    memcpy(nb, c->body, end - 1);
+    memcpy(nb + end - 1, add, sizeof add - 1);
+    memcpy(nb + end - 1 + sizeof add - 1, c->body + end - 1, c->body_len - (end - 1));
+    free(c->body);
+    c->body = nb;
+    c->body_len = c->body_cap = n;
+    return true;
+}
+
 static void dispatch(struct conn *c)
 {
     struct worker *w = c->w;
@@ -184,6 +212,7 @@ static void dispatch(struct conn *c)
             client_respond_error(c, err, detail);
             return;
         }
+        c->usage_injected = is_stream && w->cfg->request_usage && ask_usage(c);
         char *head = c->up_head;
         c->up_head = NULL;
         if (stream_start(c, true, is_stream, model, head, c->up_head_len, c->up_head_cap, c->body,

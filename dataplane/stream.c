@@ -89,6 +89,7 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
         st->chat = c->route == ROUTE_CHAT;
         st->prefix = c->prefix;
         st->priority = auth_priority(w->cfg, c->tenant);
+        st->strip_usage = c->usage_injected;
         st->cont = client_sse && w->cfg->continue_streams && !c->wsp;
         if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
             w->cfg->resume_retention_s)
@@ -830,6 +831,8 @@ void stream_on_body_end(struct stream *st)
                                                                      : 0;
         adm_charge_all(st, n);
     }
+    if (st->usage_seen && st->usage_tokens > st->tokens)
+        adm_charge_all(st, st->usage_tokens - st->tokens); /* tokens the events did not show */
     if (st->heap_events) {
         /* The end goes to the client once it has caught up (resume.c). */
         finish(st, false);

@@ -69,25 +69,28 @@ struct stream {
     bool chunked_out;    /* client body in chunked coding */
     bool first_content;
     bool in_event;
-    bool done_seen;        /* data: [DONE] relayed */
-    bool paused;           /* upstream receive stopped: client too slow */
-    bool slab_paused;      /* upstream receive stopped: slab pool low */
-    bool retried;          /* request re-sent after a stale pooled connection */
-    bool up_finished;      /* backend response complete */
-    bool head_written;     /* response head in the outq (maybe uncommitted) */
-    bool reused_last;      /* the failed attempt used a pooled connection */
-    bool got_bytes_last;   /* and got response bytes on it */
-    bool forwarded;        /* a resume relayed to the worker holding the stream: ids kept */
-    bool heap_events;      /* events assembled in <big>, not in the client's outq (resume.c) */
-    bool failing;          /* stream_fail is answering (it runs once) */
-    bool bk_counted;       /* counted in its backend's outstanding requests (balance.c) */
-    uint8_t bk;            /* the backend it is on (index in the config) */
-    uint8_t attempts;      /* backends it moved to before its first byte (failover) */
-    uint64_t tried;        /* bit per backend already tried */
-    uint64_t attempt_ms;   /* this attempt's start: its first-token deadline counts from here */
-    bool chat;             /* /v1/chat/completions (else /v1/completions) */
-    uint64_t prefix;       /* prompt-prefix hash for backend affinity, 0 = none */
-    bool priority;         /* its tenant may use the reserved backend capacity */
+    bool done_seen;      /* data: [DONE] relayed */
+    bool paused;         /* upstream receive stopped: client too slow */
+    bool slab_paused;    /* upstream receive stopped: slab pool low */
+    bool retried;        /* request re-sent after a stale pooled connection */
+    bool up_finished;    /* backend response complete */
+    bool head_written;   /* response head in the outq (maybe uncommitted) */
+    bool reused_last;    /* the failed attempt used a pooled connection */
+    bool got_bytes_last; /* and got response bytes on it */
+    bool forwarded;      /* a resume relayed to the worker holding the stream: ids kept */
+    bool heap_events;    /* events assembled in <big>, not in the client's outq (resume.c) */
+    bool failing;        /* stream_fail is answering (it runs once) */
+    bool bk_counted;     /* counted in its backend's outstanding requests (balance.c) */
+    uint8_t bk;          /* the backend it is on (index in the config) */
+    uint8_t attempts;    /* backends it moved to before its first byte (failover) */
+    uint64_t tried;      /* bit per backend already tried */
+    uint64_t attempt_ms; /* this attempt's start: its first-token deadline counts from here */
+    bool chat;           /* /v1/chat/completions (else /v1/completions) */
+    uint64_t prefix;     /* prompt-prefix hash for backend affinity, 0 = none */
+    bool priority;       /* its tenant may use the reserved backend capacity */
+    bool strip_usage;    /* sluice asked for the usage chunk: the client does not get it */
+    bool usage_seen;     /* the backend's usage chunk came: usage_tokens is its count */
+    uint32_t usage_tokens;
     bool cont;             /* may continue on another backend mid-answer (continuation.c) */
     bool continuing;       /* this attempt continues: no head, its first events skipped */
     struct cont_text text; /* cont: the answer so far */

@@ -227,6 +227,23 @@ static bool unpaid(struct stream *st, unsigned flags)
 
 /* An event assembled on the heap goes to the event log only (resume.c
  * sends it on to an attached client from there). */
+/* Whether the event's JSON has `"choices": []` (the usage chunk's mark). */
+static bool empty_choices(const char *ev, size_t len)
+{
+    const char *end = ev + len;
+    const char *p = memmem(ev, len, "\"choices\"", 9);
+    if (!p)
+        return false;
+    p += 9;
+    while (p < end && (*p == ' ' || *p == ':'))
+        p++;
+    if (p == end || *p++ != '[')
+        return false;
+    while (p < end && *p == ' ')
+        p++;
+    return p < end && *p == ']';
+}
+
 /* A continuation's events before its first token (its role event) repeat
  * what the client has: they are not relayed.  Content is noted for a later
  * continuation. */
@@ -241,6 +258,18 @@ static bool skip_or_note(struct stream *st, unsigned flags, const char *ev, size
     }
     if (st->cont && (flags & SSE_EV_CONTENT) && cont_note(&st->text, st->chat, ev, len) < 0)
         st->cont = false; /* out of memory: this stream will not be continued */
+    if (!(flags & (SSE_EV_CONTENT | SSE_EV_DONE)) && st->is_completion && empty_choices(ev, len) &&
+        memmem(ev, len, "\"usage\"", 7)) {
+        /* The usage chunk: the backend's own count of the tokens. */
+        struct usage_scan u;
+        usage_scan_init(&u);
+        usage_scan_feed(&u, ev, len);
+        st->usage_seen = usage_scan_result(&u, &st->usage_tokens);
+        if (st->strip_usage) {
+            sev_drop_partial(st);
+            return true;
+        }
+    }
     return false;
 }
 

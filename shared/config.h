@@ -146,6 +146,7 @@ struct config {
     uint32_t affinity_prefix;  /* prompt bytes hashed for prefix affinity; 0 = off */
     double affinity_load;      /* bounded load factor of prefix affinity */
     uint32_t upstream_reserve; /* percent of max_inflight kept for priority tenants */
+    bool request_usage;        /* inject stream_options.include_usage, strip the chunk */
     bool continue_streams;  /* continuation.c: a stream goes on elsewhere after a mid-answer failure
                              */
     uint32_t eject_after;   /* consecutive failures that eject a backend; 0 = never */

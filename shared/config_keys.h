@@ -161,6 +161,9 @@ X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0,
   "other backends a request may move to before its first byte reaches the client")                \
 X(S_UPSTREAM, "upstream", "continue_streams", CFG_BOOL, "false", config, continue_streams, 0, 0, 0,  \
   "continue a stream on another backend when its backend fails mid-answer (vLLM-style backends)")  \
+X(S_UPSTREAM, "upstream", "request_usage", CFG_BOOL, "true", config, request_usage, 0, 0, 0,        \
+  "ask for stream_options.include_usage when a streaming client did not, and drop that chunk "    \
+  "from its stream: token counts come from the backend")                                          \
 X(S_UPSTREAM, "upstream", "eject_after", CFG_UINT, "5", config, eject_after, 0, 1000, 0,           \
   "consecutive failed requests (connect, reset, 5xx, timeout) that eject a backend; 0 = never")   \
 X(S_UPSTREAM, "upstream", "eject_time", CFG_DURATION, "5s", config, eject_time_ms, 1, 0, 0,        \
