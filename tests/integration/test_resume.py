@@ -402,6 +402,10 @@ class ResumeReloadTest(SluiceTest):
         wait_for(lambda: len([w for w in self.sluice.status()["workers"]
                               if w["pid"] not in old and not w["draining"]]) == 2, 30,
                  "new workers")
+        # The old workers share the listening sockets until they drain: only
+        # then is a new connection sure to reach a new worker.
+        wait_for(lambda: all(w["draining"] for w in self.sluice.status()["workers"]
+                             if w["pid"] in old), 30, "old workers draining")
         relayed0 = m('sluice_resume_requests_total{result="relayed"}')
         r = SseConn(self.sluice.port)
         sid = seen[0][0].split(":")[0]
