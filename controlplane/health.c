@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ enum scrape {
     SC_NONE = 0, /* the health check itself */
     SC_METRICS,  /* GET /metrics: saturation */
     SC_MODELS,   /* GET /v1/models: what it serves */
+    SC_AGENT,    /* GET /status of the GPU agent on its host: GPU memory */
 };
 
 struct hc_check {
@@ -49,7 +51,10 @@ struct hc_check {
     size_t mreq_len;
     char lreq[256];
     size_t lreq_len;
-    char buf[64]; /* enough for the status line */
+    char areq[256];
+    size_t areq_len;
+    struct sockaddr_storage agent; /* the backend's address on agent_port */
+    char buf[64];                  /* enough for the status line */
     size_t len;
     char *mbuf; /* the /metrics answer */
     size_t mlen;
@@ -91,6 +96,16 @@ int health_init(struct health *h, int ep, const struct config *cfg, struct shm *
                      "Connection: close\r\n\r\n",
                      c->be->host);
         c->lreq_len = n > 0 && (size_t)n < sizeof c->lreq ? (size_t)n : 0;
+        n = snprintf(c->areq, sizeof c->areq,
+                     "GET /status HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
+                     "Connection: close\r\n\r\n",
+                     c->be->host);
+        c->areq_len = n > 0 && (size_t)n < sizeof c->areq ? (size_t)n : 0;
+        memcpy(&c->agent, &c->be->addr.ss, sizeof c->agent);
+        if (c->agent.ss_family == AF_INET)
+            ((struct sockaddr_in *)&c->agent)->sin_port = htons((uint16_t)c->be->agent_port);
+        else
+            ((struct sockaddr_in6 *)&c->agent)->sin6_port = htons((uint16_t)c->be->agent_port);
     }
     return 0;
 }
@@ -146,6 +161,53 @@ static void verdict(struct health *h, struct hc_check *c, bool ok, const char *w
 }
 
 static void connect_to(struct health *h, struct hc_check *c, uint64_t now);
+
+/* After a passing check: /metrics, then now and then /v1/models (when the
+ * config does not say what it serves), then its host's GPU agent. */
+static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
+{
+    uint64_t now = clock_mono_ms();
+    enum scrape next = SC_NONE;
+    if (done < SC_METRICS && c->be->kind == BACKEND_OPENAI)
+        next = SC_METRICS;
+    else if (done < SC_MODELS && !c->be->models[0] && now >= c->list_ms) {
+        c->list_ms = now + LIST_EVERY_MS;
+        next = SC_MODELS;
+    } else if (done < SC_AGENT && c->be->agent_port)
+        next = SC_AGENT;
+    if (next == SC_NONE)
+        return;
+    c->scrape = (uint8_t)next;
+    connect_to(h, c, now);
+}
+
+/* The agent's /status (python/gpu_agent.py): the fullest GPU's memory. */
+static void agent_read(struct health *h, struct hc_check *c)
+{
+    struct shm_backend *e = entry(h, c);
+    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
+    bool ok =
+        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
+    json_t *root =
+        ok && body ? json_loadb(body + 4, c->mlen - (size_t)(body + 4 - c->mbuf), 0, NULL) : NULL;
+    json_t *gpus = json_object_get(root, "gpus");
+    if (e && json_is_array(gpus) && json_array_size(gpus)) {
+        double worst = 0;
+        size_t i;
+        json_t *g;
+        json_array_foreach (gpus, i, g) {
+            double used = json_number_value(json_object_get(g, "memory_used_mib"));
+            double total = json_number_value(json_object_get(g, "memory_total_mib"));
+            if (total > 0 && used / total > worst)
+                worst = used / total;
+        }
+        atomic_store_explicit(&e->gpu_mem_permille, (uint32_t)(worst < 1 ? worst * 1000 : 1000),
+                              memory_order_relaxed);
+        atomic_store_explicit(&e->gpu_ms, clock_mono_ms(), memory_order_relaxed);
+    }
+    json_decref(root);
+    end_check(h, c);
+}
 
 /* A connection of the check failed: the health check fails; a /metrics
  * read is simply skipped this time. */
@@ -221,6 +283,7 @@ static void listed(struct health *h, struct hc_check *c)
     }
     json_decref(root);
     end_check(h, c);
+    next_scrape(h, c, SC_MODELS);
 }
 
 /* The /metrics answer is complete (the server closed): its saturation. */
@@ -249,13 +312,7 @@ static void scraped(struct health *h, struct hc_check *c)
         atomic_store_explicit(&e->load_ms, clock_mono_ms(), memory_order_relaxed);
     }
     end_check(h, c);
-    /* Then, now and then, what it serves, if the config does not say. */
-    uint64_t now = clock_mono_ms();
-    if (!c->be->models[0] && now >= c->list_ms) {
-        c->list_ms = now + LIST_EVERY_MS;
-        c->scrape = SC_MODELS;
-        connect_to(h, c, now);
-    }
+    next_scrape(h, c, SC_METRICS);
 }
 
 static void start_check(struct health *h, struct hc_check *c, uint64_t now)
@@ -274,7 +331,9 @@ static void connect_to(struct health *h, struct hc_check *c, uint64_t now)
         return;
     }
     c->fd = fd;
-    int rc = connect(fd, (const struct sockaddr *)&c->be->addr.ss, c->be->addr.len);
+    const struct sockaddr *to =
+        (const struct sockaddr *)(c->scrape == SC_AGENT ? &c->agent : &c->be->addr.ss);
+    int rc = connect(fd, to, c->be->addr.len);
     if (rc < 0 && errno != EINPROGRESS) {
         check_failed(h, c, strerror(errno));
         return;
@@ -300,8 +359,14 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
             return;
         }
         /* The request is tiny: one send takes it, or the check fails. */
-        const char *rq = c->scrape == SC_MODELS ? c->lreq : c->scrape ? c->mreq : c->req;
-        size_t rl = c->scrape == SC_MODELS ? c->lreq_len : c->scrape ? c->mreq_len : c->req_len;
+        const char *rq = c->scrape == SC_AGENT    ? c->areq
+                         : c->scrape == SC_MODELS ? c->lreq
+                         : c->scrape              ? c->mreq
+                                                  : c->req;
+        size_t rl = c->scrape == SC_AGENT    ? c->areq_len
+                    : c->scrape == SC_MODELS ? c->lreq_len
+                    : c->scrape              ? c->mreq_len
+                                             : c->req_len;
         if (send(c->fd, rq, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
             if (c->scrape)
                 end_check(h, c);
@@ -333,7 +398,9 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
             c->mlen += (size_t)k;
             return;
         }
-        if (k == 0 && c->scrape == SC_MODELS)
+        if (k == 0 && c->scrape == SC_AGENT)
+            agent_read(h, c);
+        else if (k == 0 && c->scrape == SC_MODELS)
             listed(h, c);
         else if (k == 0)
             scraped(h, c);
@@ -366,10 +433,8 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
     snprintf(why, sizeof why, "status %u", status);
     bool ok = status >= 200 && status < 300;
     verdict(h, c, ok, why);
-    if (ok && c->be->kind == BACKEND_OPENAI) {
-        c->scrape = SC_METRICS;
-        connect_to(h, c, clock_mono_ms());
-    }
+    if (ok)
+        next_scrape(h, c, SC_NONE);
 }
 
 void health_poll(struct health *h, uint64_t now_ms)

@@ -375,6 +375,8 @@ void metrics_render_backends(const struct shm *shm, const struct config *cfg, ui
         {"sluice_backend_checks_failed_total", "counter", "Active health checks that failed."},
         {"sluice_backend_queue", "gauge",
          "Requests waiting in the backend's own queue (vLLM num_requests_waiting), last read."},
+        {"sluice_backend_gpu_memory_ratio", "gauge",
+         "GPU memory in use on the backend's host (its agent; the fullest GPU), last read."},
     };
     const struct shm_tables *t = &shm->seg->tables;
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
@@ -407,6 +409,14 @@ void metrics_render_backends(const struct shm *shm, const struct config *cfg, ui
             case 6:
                 v = atomic_load_explicit(&e->waiting, memory_order_relaxed);
                 break;
+            case 7: {
+                /* a ratio: printed with its fraction */
+                uint32_t pm = atomic_load_explicit(&e->gpu_mem_permille, memory_order_relaxed);
+                sbuf_printf(b, "%s{backend=\"", m[k].name);
+                put_label(b, cfg->backends[i].name);
+                sbuf_printf(b, "\"} %u.%03u\n", pm / 1000, pm % 1000);
+                continue;
+            }
             default:
                 v = rd(&e->checks_failed);
                 break;

@@ -72,13 +72,25 @@ static int64_t queued(const struct worker *w, unsigned b)
     return atomic_load_explicit(&e->waiting, memory_order_relaxed);
 }
 
+/* Its GPU's memory, read from the agent on its host while fresh, is past
+ * gpu_memory_max: a new request there risks an out-of-memory failure. */
+static bool gpu_full(const struct worker *w, const struct shm_backend *e)
+{
+    uint32_t max = w->cfg->gpu_memory_max;
+    uint64_t at = atomic_load_explicit(&e->gpu_ms, memory_order_relaxed);
+    uint64_t fresh = 3ull * (w->cfg->health_interval_ms ? w->cfg->health_interval_ms : 1000);
+    return max && at && at + fresh >= w->now_ms &&
+           atomic_load_explicit(&e->gpu_mem_permille, memory_order_relaxed) >= max * 10;
+}
+
 bool bal_usable(const struct worker *w, unsigned b)
 {
     const struct shm_backend *e = entry(w, b);
     if (!e)
         return true;
     return atomic_load_explicit(&e->up, memory_order_relaxed) &&
-           atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed) <= w->now_ms;
+           atomic_load_explicit(&e->eject_until_ms, memory_order_relaxed) <= w->now_ms &&
+           !gpu_full(w, e);
 }
 
 /* Is (n + 1) / weight of a lower than of b?  (Cross-multiplied.) */

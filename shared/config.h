@@ -56,6 +56,7 @@ struct config_backend {
     uint32_t weight;       /* share of requests against the others (1..1000) */
     uint32_t max_inflight; /* concurrent requests it may ever have from the node; 0 = no cap */
     uint32_t priority;     /* fallback order: lower first (0..100) */
+    uint32_t agent_port;   /* python/gpu_agent.py on its host; 0 = none */
     unsigned line;         /* where its section starts */
 };
 
@@ -147,6 +148,7 @@ struct config {
     double affinity_load;      /* bounded load factor of prefix affinity */
     uint32_t upstream_reserve; /* percent of max_inflight kept for priority tenants */
     bool request_usage;        /* inject stream_options.include_usage, strip the chunk */
+    uint32_t gpu_memory_max;   /* percent of GPU memory past which a backend gets no new request */
     bool continue_streams;  /* continuation.c: a stream goes on elsewhere after a mid-answer failure
                              */
     uint32_t eject_after;   /* consecutive failures that eject a backend; 0 = never */

@@ -157,6 +157,9 @@ X(S_UPSTREAM, "upstream", "affinity_load", CFG_DOUBLE, "1.25", config, affinity_
 X(S_UPSTREAM, "upstream", "reserve", CFG_UINT, "0", config, upstream_reserve, 0, 90, 0,          \
   "percent of each backend's max_inflight kept for priority tenants (load shedding hits the "     \
   "others first)")                                                                                 \
+X(S_UPSTREAM, "upstream", "gpu_memory_max", CFG_UINT, "95", config, gpu_memory_max, 0, 100, 0,    \
+  "percent of GPU memory in use (from a backend's agent) past which it gets no new requests; "    \
+  "0 = off")                                                                                       \
 X(S_UPSTREAM, "upstream", "retries", CFG_UINT, "2", config, upstream_retries, 0, 16, 0,             \
   "other backends a request may move to before its first byte reaches the client")                \
 X(S_UPSTREAM, "upstream", "continue_streams", CFG_BOOL, "false", config, continue_streams, 0, 0, 0,  \
@@ -214,6 +217,8 @@ X(S_BACKEND, "backend *", "max_inflight", CFG_UINT, "0", config_backend, max_inf
   0, "concurrent requests it may ever have from this node (GPU arbitration); 0 = no cap")         \
 X(S_BACKEND, "backend *", "priority", CFG_UINT, "0", config_backend, priority, 0, 100, 0,         \
   "fallback order: backends of a higher number serve only when no lower one can")                 \
+X(S_BACKEND, "backend *", "agent_port", CFG_UINT, "0", config_backend, agent_port, 0, 65535, 0,    \
+  "port of python/gpu_agent.py on the backend's host: its GPU memory is read; 0 = none")          \
 X(S_AUTH, "auth", "enabled", CFG_BOOL, "false", config, auth_enabled, 0, 0, 0,                      \
   "require an API key; needs a [tenant NAME] with a key_sha256")                                   \
 X(S_GOVERNOR, "governor", "algorithm", CFG_ENUM, "gradient", config, gov_algorithm, 0, 0, 0,       \

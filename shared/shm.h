@@ -194,6 +194,8 @@ struct shm_backend {
     /* The models it lists itself (GET /v1/models), comma-separated, for a
      * backend configured without `models`; written by the control plane
      * under models_seq (odd while it writes). */
+    _Atomic uint32_t gpu_mem_permille; /* its GPU's memory in use (agent), the fullest GPU */
+    _Atomic uint64_t gpu_ms;           /* when that was read; 0 = never */
     _Atomic uint32_t models_seq;
     char models[512];
 } __attribute__((aligned(64)));

@@ -4,7 +4,11 @@ ejection and active health checks."""
 
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -440,6 +444,60 @@ class DiscoveryTest(MultiBackendTest):
         r = chat(self.sluice.port, "delta")
         self.assertEqual((r.status, r.json()["error"]["code"]), (404, "model_not_found"))
         self.assertEqual((self.requests_of("a") - a0, self.requests_of("b") - b0), (3, 2))
+
+
+AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python",
+                     "gpu_agent.py")
+
+
+def start_agent(test, used_mib, total_mib=81559):
+    """python/gpu_agent.py with a fake nvidia-smi reporting one GPU."""
+    d = tempfile.mkdtemp()
+    smi = os.path.join(d, "nvidia-smi")
+    with open(smi, "w") as f:
+        f.write("#!/bin/sh\necho '0, NVIDIA H100, %d, %d, 50'\n" % (used_mib, total_mib))
+    os.chmod(smi, 0o755)
+    port = free_port()
+    p = subprocess.Popen([sys.executable, AGENT, "--listen", "127.0.0.1:%d" % port,
+                          "--cache-ms", "0"], env=dict(os.environ, PATH=d + ":/usr/bin:/bin"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p, port
+
+
+class GpuMemoryTest(MultiBackendTest):
+    """A backend whose GPU (read from the agent on its host, agent_port) is
+    past gpu_memory_max gets no new requests while another can take them."""
+
+    sims = {"full": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "3"),
+            "roomy": ("--ttft-ms", "5", "--itl-ms", "5", "--tokens", "3")}
+    backends = {}
+    conf = {"upstream": {"health_interval": "100ms", "gpu_memory_max": "95"}}
+    workers = 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.agents = [start_agent(cls, 80000), start_agent(cls, 8000)]
+        cls.backends = {"full": {"agent_port": str(cls.agents[0][1])},
+                        "roomy": {"agent_port": str(cls.agents[1][1])}}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        for p, _ in cls.agents:
+            p.terminate()
+            p.wait(10)
+        super().tearDownClass()
+
+    def test_a_full_gpu_gets_no_new_requests(self):
+        ratio = 'sluice_backend_gpu_memory_ratio{backend="%s"}'
+        wait_for(lambda: self.metric(ratio % "full") >= 0.98 and self.metric(ratio % "roomy") > 0,
+                 10, "GPU memory read from the agents")
+        self.assertAlmostEqual(self.metric(ratio % "roomy"), 8000 / 81559, places=2)
+        f0, r0 = self.requests_of("full"), self.requests_of("roomy")
+        for _ in range(6):
+            r = chat(self.sluice.port, "llmsim-1", stream=False)
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEqual((self.requests_of("full") - f0, self.requests_of("roomy") - r0), (0, 6))
 
 
 class HealthTest(MultiBackendTest):
