@@ -267,6 +267,38 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
     return 0;
 }
 
+int route_set_host(char **head, uint32_t *len, uint32_t *cap, const struct config_backend *be)
+{
+    /* route_build_head put it right after the request line */
+    char *line = memmem(*head, *len, "\r\nHost: ", 8);
+    if (!line)
+        return -EINVAL;
+    char *val = line + 8;
+    char *end = memmem(val, *len - (uint32_t)(val - *head), "\r\n", 2);
+    if (!end)
+        return -EINVAL;
+    char host[CONFIG_HOST_MAX + 8];
+    int n = be->port != 80 ? snprintf(host, sizeof host, "%s:%u", be->host, (unsigned)be->port)
+                           : snprintf(host, sizeof host, "%s", be->host);
+    if (n < 0 || (size_t)n >= sizeof host)
+        return -EINVAL;
+    size_t old = (size_t)(end - val), off = (size_t)(val - *head);
+    if ((size_t)n == old && memcmp(val, host, old) == 0)
+        return 0;
+    size_t nlen = *len - old + (size_t)n;
+    if (nlen > *cap) {
+        char *nb = realloc(*head, nlen);
+        if (!nb)
+            return -ENOMEM;
+        *head = nb;
+        *cap = (uint32_t)nlen;
+    }
+    memmove(*head + off + (size_t)n, *head + off + old, *len - off - old);
+    memcpy(*head + off, host, (size_t)n);
+    *len = (uint32_t)nlen;
+    return 0;
+}
+
 int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len)
 {
     struct sbuf b = {.p = *head, .len = *len, .cap = *cap, .max = HEAD_MAX + 64};

@@ -53,6 +53,11 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
                      bool drop_authorization, const char *reqid, size_t reqid_len, char **out,
                      uint32_t *out_len, uint32_t *out_cap);
 
+/* Points a head route_build_head made at another backend: its Host field
+ * becomes <be>'s (a request moves between backends).  0, -EINVAL (no Host
+ * line) or -ENOMEM. */
+int route_set_host(char **head, uint32_t *len, uint32_t *cap, const struct config_backend *be);
+
 /* Appends "Content-Length: N\r\n\r\n" when <has_body>, else just the final
  * CRLF.  0 or -ENOMEM. */
 int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len);

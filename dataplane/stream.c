@@ -120,6 +120,10 @@ static void use_backend(struct stream *st, unsigned b)
     struct worker *w = W(st);
     st->bk = (uint8_t)b;
     st->pool = &w->pools[b];
+    /* The head was built before the backend was chosen. */
+    if (st->req_head &&
+        route_set_host(&st->req_head, &st->req_head_len, &st->req_head_cap, st->pool->be) < 0)
+        log_warn("stream %s: cannot set the Host field for backend %s", st->id, st->pool->be->name);
     bal_begin(w, b);
     st->bk_counted = true;
 }

@@ -15,6 +15,7 @@ USAGE_TOKENS = 10  # the backend says it generated 10, in 3 content events
 
 class FakeVllm(BaseHTTPRequestHandler):
     bodies = []
+    hosts = []
 
     def log_message(self, *a):
         pass
@@ -22,6 +23,7 @@ class FakeVllm(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeVllm.bodies.append(body)
+        FakeVllm.hosts.append(self.headers["Host"])
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -68,6 +70,7 @@ class UsageTest(unittest.TestCase):
         ids = [int(e["id"][0].split(":")[1]) for e in evs]
         self.assertEqual(ids, [1, 2, 3, 4])  # the usage chunk took no id
         self.assertEqual(self.sluice.metrics()["sluice_tokens_total"] - t0, USAGE_TOKENS)
+        self.assertEqual(FakeVllm.hosts[-1], "127.0.0.1:%d" % self.backend.server_address[1])
 
     def test_a_client_that_asks_gets_it(self):
         FakeVllm.bodies.clear()

@@ -565,3 +565,24 @@ Test(route, prefix_hash_follows_the_start_of_the_prompt)
     const char *c2 = "{\"model\":\"m\",\"prompt\":[\"Translate: world\"]}";
     cr_assert_eq(prefix_of(ROUTE_COMPLETIONS, c1, 10), prefix_of(ROUTE_COMPLETIONS, c2, 10));
 }
+
+Test(route, set_host_points_the_head_at_another_backend)
+{
+    struct config_backend a = {.port = 8000}, b = {.port = 80};
+    snprintf(a.host, sizeof a.host, "10.0.0.1");
+    snprintf(b.host, sizeof b.host, "gpu-2.internal");
+    const char *h0 = "POST /v1/chat/completions HTTP/1.1\r\nHost: 10.0.0.1:8000\r\n"
+                     "Content-Type: application/json\r\nX-Request-Id: r1\r\n";
+    uint32_t len = (uint32_t)strlen(h0), cap = len;
+    char *h = malloc(cap);
+    memcpy(h, h0, len);
+    cr_assert_eq(route_set_host(&h, &len, &cap, &b), 0);
+    const char *want = "POST /v1/chat/completions HTTP/1.1\r\nHost: gpu-2.internal\r\n"
+                       "Content-Type: application/json\r\nX-Request-Id: r1\r\n";
+    cr_assert_eq(len, strlen(want));
+    cr_assert_arr_eq(h, want, len);
+    cr_assert_eq(route_set_host(&h, &len, &cap, &a), 0);
+    cr_assert_eq(len, strlen(h0));
+    cr_assert_arr_eq(h, h0, len);
+    free(h);
+}
