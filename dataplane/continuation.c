@@ -74,35 +74,34 @@ int cont_request(const struct cont_text *t, bool chat, uint32_t tokens_sent, con
         return -EINVAL;
     }
     int rc = -ENOMEM;
-    json_t *so_far = json_stringn(t->p ? t->p : "", t->len);
-    if (!so_far)
-        goto out;
     if (chat) {
         json_t *msgs = json_object_get(root, "messages");
-        json_t *m = json_pack("{s:s, s:o}", "role", "assistant", "content", so_far);
-        if (!json_is_array(msgs) || !m || json_array_append_new(msgs, m) < 0 ||
+        if (!json_is_array(msgs)) {
+            rc = -EINVAL;
+            goto out;
+        }
+        /* json_pack takes the string's reference, the array the object's */
+        json_t *m =
+            json_pack("{s:s, s:s%}", "role", "assistant", "content", t->p ? t->p : "", t->len);
+        if (!m || json_array_append_new(msgs, m) < 0 ||
             json_object_set_new(root, "continue_final_message", json_true()) < 0 ||
             json_object_set_new(root, "add_generation_prompt", json_false()) < 0)
             goto out;
     } else {
         json_t *p = json_object_get(root, "prompt");
         if (!json_is_string(p)) {
-            json_decref(so_far);
             rc = -ENOTSUP;
             goto out;
         }
         size_t pl = json_string_length(p);
         char *joined = malloc(pl + t->len + 1);
-        if (!joined) {
-            json_decref(so_far);
+        if (!joined)
             goto out;
-        }
         memcpy(joined, json_string_value(p), pl);
         if (t->len)
             memcpy(joined + pl, t->p, t->len);
         json_t *np = json_stringn(joined, pl + t->len);
         free(joined);
-        json_decref(so_far);
         if (!np || json_object_set_new(root, "prompt", np) < 0)
             goto out;
     }
