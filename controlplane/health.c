@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "controlplane/prom_text.h"
 #include "shared/clock.h"
 #include "shared/config.h"
 #include "shared/log.h"
@@ -217,37 +218,6 @@ static void check_failed(struct health *h, struct hc_check *c, const char *why)
         end_check(h, c);
     else
         verdict(h, c, false, why);
-}
-
-/* Sums the samples of metric <name> (any labels) in a Prometheus text
- * answer; false when there is none. */
-static bool prom_sum(const char *text, size_t len, const char *name, double *sum)
-{
-    size_t nl = strlen(name);
-    bool found = false;
-    *sum = 0;
-    for (const char *p = text, *end = text + len; p < end;) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - p) > nl && memcmp(p, name, nl) == 0 && (p[nl] == '{' || p[nl] == ' ')) {
-            const char *sp = eol;
-            while (sp > p && sp[-1] != ' ')
-                sp--;
-            char num[32];
-            size_t k = (size_t)(eol - sp) < sizeof num - 1 ? (size_t)(eol - sp) : sizeof num - 1;
-            memcpy(num, sp, k);
-            num[k] = '\0';
-            char *e;
-            double v = strtod(num, &e);
-            if (e != num && v >= 0) {
-                *sum += v;
-                found = true;
-            }
-        }
-        p = eol + 1;
-    }
-    return found;
 }
 
 /* The /v1/models answer is complete: the ids it lists become what the
