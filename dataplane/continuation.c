@@ -10,6 +10,8 @@
 
 static int append(struct cont_text *t, const char *s, size_t n)
 {
+    if (!n)
+        return 0;
     if (t->len + n > t->cap) {
         size_t cap = t->cap ? t->cap : 1024;
         while (cap < t->len + n)

@@ -559,6 +559,7 @@ static struct backend_pool *peer_pool(struct worker *w, const char *owner)
     memcpy(&p->be.addr.ss, &sa, len);
     p->be.addr.len = len;
     p->pool.be = &p->be;
+    p->pool.shm_idx = -1; /* another worker, not a backend of the table */
     list_init(&p->pool.idle);
     return &p->pool;
 }
