@@ -7,8 +7,10 @@ bin=$1 seeds=$2 regress=$3 work=$4 secs=$5
 mkdir -p "$work"
 shopt -s nullglob
 inputs=("$regress"/*)
+# libFuzzer's own failure status is 77, which meson reads as "skipped": a
+# finding must fail the test, so it exits 1 instead.
 if [ ${#inputs[@]} -gt 0 ]; then
-    "$bin" -runs=1 "${inputs[@]}"
+    "$bin" -error_exitcode=1 -runs=1 "${inputs[@]}"
 fi
-exec "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+exec "$bin" -error_exitcode=1 -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "$work" "$seeds"
