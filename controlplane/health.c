@@ -163,6 +163,20 @@ static void verdict(struct health *h, struct hc_check *c, bool ok, const char *w
 
 static void connect_to(struct health *h, struct hc_check *c, uint64_t now);
 
+/* The body of a whole answer read into mbuf (the server closed), when its
+ * status is 200; NULL otherwise. */
+static const char *answer_body(const struct hc_check *c, size_t *len)
+{
+    if (!c->mbuf || c->mlen < 12 || memcmp(c->mbuf, "HTTP/1.", 7) != 0 ||
+        memcmp(c->mbuf + 8, " 200", 4) != 0)
+        return NULL;
+    const char *h = memmem(c->mbuf, c->mlen, "\r\n\r\n", 4);
+    if (!h)
+        return NULL;
+    *len = c->mlen - (size_t)(h + 4 - c->mbuf);
+    return h + 4;
+}
+
 /* After a passing check: /metrics, then now and then /v1/models (when the
  * config does not say what it serves), then its host's GPU agent. */
 static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
@@ -186,11 +200,9 @@ static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
 static void agent_read(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
-    bool ok =
-        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
-    json_t *root =
-        ok && body ? json_loadb(body + 4, c->mlen - (size_t)(body + 4 - c->mbuf), 0, NULL) : NULL;
+    size_t blen;
+    const char *body = answer_body(c, &blen);
+    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
     json_t *gpus = json_object_get(root, "gpus");
     if (e && json_is_array(gpus) && json_array_size(gpus)) {
         double worst = 0;
@@ -225,11 +237,9 @@ static void check_failed(struct health *h, struct hc_check *c, const char *why)
 static void listed(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
-    bool ok =
-        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
-    json_t *root =
-        ok && body ? json_loadb(body + 4, c->mlen - (size_t)(body + 4 - c->mbuf), 0, NULL) : NULL;
+    size_t blen;
+    const char *body = answer_body(c, &blen);
+    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
     json_t *data = json_object_get(root, "data");
     if (e && json_is_array(data)) {
         char list[sizeof e->models] = "";
@@ -260,13 +270,10 @@ static void listed(struct health *h, struct hc_check *c)
 static void scraped(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    const char *body = c->mbuf ? memmem(c->mbuf, c->mlen, "\r\n\r\n", 4) : NULL;
-    bool ok =
-        c->mlen > 12 && memcmp(c->mbuf, "HTTP/1.", 7) == 0 && memcmp(c->mbuf + 8, " 200", 4) == 0;
+    size_t bl;
+    const char *body = answer_body(c, &bl);
     double waiting, running, kv;
-    if (e && ok && body &&
-        prom_sum(body, c->mlen - (size_t)(body - c->mbuf), "vllm:num_requests_waiting", &waiting)) {
-        size_t bl = c->mlen - (size_t)(body - c->mbuf);
+    if (e && body && prom_sum(body, bl, "vllm:num_requests_waiting", &waiting)) {
         if (!prom_sum(body, bl, "vllm:num_requests_running", &running))
             running = 0;
         /* vLLM v1 names it kv_cache_usage_perc, v0 gpu_cache_usage_perc (0..1) */
