@@ -28,14 +28,14 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+
+from benchlib import free_port, pct, start_llmsim, start_sluice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -43,37 +43,17 @@ SIM = ["--prefill-us-per-token", "200", "--ttft-ms", "10", "--itl-ms", "5", "--t
        "--max-batch", "1000"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stats(port):
     return json.loads(urllib.request.urlopen("http://127.0.0.1:%d/stats" % port, timeout=5).read())
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def run_once(build, tmp, affinity, a, seed):
     sims, ports = [], []
     for i in range(2):
-        pf = os.path.join(tmp, "sim%d.port" % i)
-        if os.path.exists(pf):
-            os.unlink(pf)
-        sims.append(subprocess.Popen(
-            ["taskset", "-c", "1", os.path.join(build, "perf/llmsim/llmsim"), "--listen",
-             "127.0.0.1:0", "--port-file", pf, "--quiet", *SIM,
-             "--prefix-cache-blocks", str(a.cache_blocks)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(300):
-            if os.path.exists(pf) and open(pf).read().strip():
-                break
-            time.sleep(0.02)
-        ports.append(int(open(pf).read()))
+        p, port = start_llmsim(build, os.path.join(tmp, "sim%d.port" % i),
+                               [*SIM, "--prefix-cache-blocks", str(a.cache_blocks)])
+        sims.append(p)
+        ports.append(port)
     port, admin = free_port(), free_port()
     conf = os.path.join(tmp, "sluice.ini")
     with open(conf, "w") as f:
@@ -84,16 +64,7 @@ def run_once(build, tmp, affinity, a, seed):
                    "2k" if affinity else "0"))
         for i, p in enumerate(ports):
             f.write("[backend r%d]\nurl = http://127.0.0.1:%d\n" % (i, p))
-    sl = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "supervisor/sluice"),
-                           "--config", conf], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            if urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin,
-                                      timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.05)
+    sl = start_sluice(build, conf, admin)
     systems = ["You are assistant %d. Follow these rules carefully. " % i * 80
                for i in range(a.convs)]  # ~4 KB each
     lat, errors = [], []

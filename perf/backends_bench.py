@@ -34,13 +34,14 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from benchlib import free_port, start_llmsim, start_sluice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -59,31 +60,11 @@ CONFIGS = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port_file(path):
-    for _ in range(300):
-        if os.path.exists(path) and open(path).read().strip():
-            return int(open(path).read())
-        time.sleep(0.02)
-    raise RuntimeError("llmsim did not start")
-
-
 def run_once(build, tmp, name, duration, kill_at):
     sims, ports = {}, {}
     for s, args in SIMS.items():
-        pf = os.path.join(tmp, "%s-%s.port" % (name, s))
-        if os.path.exists(pf):
-            os.unlink(pf)
-        sims[s] = subprocess.Popen(
-            ["taskset", "-c", "1", os.path.join(build, "perf/llmsim/llmsim"), "--listen",
-             "127.0.0.1:0", "--port-file", pf, "--quiet", *BASE, *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ports[s] = wait_port_file(pf)
+        sims[s], ports[s] = start_llmsim(build, os.path.join(tmp, "%s-%s.port" % (name, s)),
+                                         [*BASE, *args])
     port, admin = free_port(), free_port()
     conf = os.path.join(tmp, name + ".ini")
     with open(conf, "w") as f:
@@ -97,15 +78,7 @@ def run_once(build, tmp, name, duration, kill_at):
         for s in SIMS:
             f.write("[backend %s]\nurl = http://127.0.0.1:%d\n" % (s, ports[s]))
     log = open(os.path.join(tmp, name + ".log"), "w")
-    sl = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "supervisor/sluice"),
-                           "--config", conf], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            if urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin,
-                                      timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.05)
+    sl = start_sluice(build, conf, admin, log)
     out = os.path.join(tmp, name + "-load.json")
     load = subprocess.Popen(
         ["taskset", "-c", "1", os.path.join(build, "perf/loadgen/llmload"), "-c", "200",

@@ -36,27 +36,13 @@ import tempfile
 import time
 import urllib.request
 
+from benchlib import free_port, metrics, pct, start_llmsim, start_sluice
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TICK = os.sysconf("SC_CLK_TCK")
 TOKENS = 100
 CHAT = "/v1/chat/completions"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metrics(port):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def cpu_of(pid):
@@ -70,25 +56,12 @@ def worker_pids(admin):
     return [w["pid"] for w in st["workers"] if not w["draining"]]
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
-
-
 class Stack:
     def __init__(self, build, tmp):
         self.tmp = tmp
-        port_file = os.path.join(tmp, "llmsim.port")
-        self.sim = subprocess.Popen(
-            ["taskset", "-c", "1", os.path.join(build, "perf/llmsim/llmsim"), "--listen",
-             "127.0.0.1:0", "--port-file", port_file, "--quiet", "--ttft-ms", "20",
-             "--itl-ms", "20", "--tokens", str(TOKENS), "--max-batch", "100000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            time.sleep(0.02)
-        sim_port = int(open(port_file).read())
+        self.sim, sim_port = start_llmsim(
+            build, os.path.join(tmp, "llmsim.port"),
+            ["--ttft-ms", "20", "--itl-ms", "20", "--tokens", str(TOKENS), "--max-batch", "100000"])
         self.port, self.admin = free_port(), free_port()
         self.ctl_sock = os.path.join(tmp, "control.sock")
         conf = os.path.join(tmp, "sluice.ini")
@@ -101,16 +74,8 @@ class Stack:
                        os.environ.get("SLUICE_LOG_LEVEL", "warn"),
                        sim_port))
         self.sluicectl = os.path.join(build, "supervisor/sluicectl")
-        self.sluice = subprocess.Popen(
-            ["taskset", "-c", "0", os.path.join(build, "supervisor/sluice"), "--config", conf],
-            stdout=open(os.path.join(tmp, "sluice.log"), "w"), stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.admin,
-                                          timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+        self.sluice = start_sluice(build, conf, self.admin,
+                                   open(os.path.join(tmp, "sluice.log"), "w"))
         self.worker = worker_pids(self.admin)[0]
 
     def rollout(self, pct_):
