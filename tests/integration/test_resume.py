@@ -44,6 +44,15 @@ class SseConn(Conn):
         assert self._exact(2) == b"\r\n"
         return parse_event(raw)
 
+    def rest(self):
+        """Every event up to the end of the stream."""
+        out = []
+        while True:
+            ev = self.next_event()
+            if ev is None:
+                return out
+            out.append(ev)
+
     def body_json(self):
         n = int(self.headers["content-length"])
         return json.loads(self._exact(n))
@@ -411,11 +420,7 @@ class ResumeReloadTest(SluiceTest):
         sid = seen[0][0].split(":")[0]
         self.assertEqual(r.open("GET", "/v1/streams/" + sid, None,
                                 {"Last-Event-ID": seen[-1][0]}), 200)
-        while True:
-            ev = r.next_event()
-            if ev is None:
-                break
-            seen.append(ev)
+        seen += r.rest()
         r.close()
         self.assertGreater(m('sluice_resume_requests_total{result="relayed"}'), relayed0)
         ids = [e[0] for e in seen]
@@ -472,11 +477,7 @@ class ResumeRetentionTest(SluiceTest):
         r = SseConn(self.sluice.port)
         self.assertEqual(r.open("GET", "/v1/streams/" + sid, None,
                                 {"Last-Event-ID": seen[-1][0]}), 200)
-        while True:
-            ev = r.next_event()
-            if ev is None:
-                break
-            seen.append(ev)
+        seen += r.rest()
         r.close()
         ids = [e[0] for e in seen]
         self.assertEqual(ids, ["%s:%d" % (sid, i + 1) for i in range(len(ids))])
@@ -500,12 +501,7 @@ class ResumeMemoryTest(SluiceTest):
         for _ in range(3):
             c = SseConn(self.sluice.port)
             c.open("POST", CHAT, chat_body(True))
-            evs = []
-            while True:
-                ev = c.next_event()
-                if ev is None:
-                    break
-                evs.append(ev)
+            evs = c.rest()
             c.close()
             self.assertEqual(len(evs), 62)
             ids.append(evs[-1][0])
@@ -553,11 +549,7 @@ class ResumeTenantTest(SluiceTest):
         r = SseConn(self.sluice.port)
         self.assertEqual(r.open("GET", "/v1/streams/" + sid, None,
                                 dict(a, **{"Last-Event-ID": seen[-1][0]})), 200)
-        while True:
-            ev = r.next_event()
-            if ev is None:
-                break
-            seen.append(ev)
+        seen += r.rest()
         r.close()
         toks = [token_of(e[1]) for e in seen]
         self.assertEqual(toks[1:], [" w%d" % i for i in range(20)] + ["[DONE]"])
