@@ -1,5 +1,6 @@
 /*
- * config_keys — the schema of the config file, private to config.c: the
+ * config_keys — the schema of the config file, private to config.c and
+ * config_load.c (and what they share of it): the
  * sections, and one X-macro list of every key (its section, type, default,
  * the field it fills, its bounds and its help line).  config.c expands the
  * list twice, into the public schema (config_schema(), the README table)
@@ -258,5 +259,22 @@ X(S_TENANT, "tenant *", "default_max_tokens", CFG_UINT, "1024", config_tenant, d
 X(S_TENANT, "tenant *", "priority", CFG_BOOL, "false", config_tenant, priority, 0, 0, 0,           \
   "may use the share of each backend's max_inflight kept by [upstream] reserve")
 // clang-format on
+
+#define CONFIG_KEY_ONE(...) +1
+enum { CONFIG_KEY_COUNT = 0 CONFIG_KEYS(CONFIG_KEY_ONE) };
+
+/* The two expansions of the list (the schema ends with a NULL entry). */
+extern const struct config_key config_key_schema[];
+extern const struct key_impl config_key_impl[];
+extern const char *const config_section_names[S_COUNT];
+
+/* Backend and tenant sections repeat, one per name. */
+bool config_section_repeats(enum section s);
+/* The index of key <name> in <sec>, or -1. */
+int config_key_index(enum section sec, const char *name);
+/* Parses <val> for key <k> into the struct at <base>; 0, or <0 with why. */
+int config_apply_value(int k, void *base, const char *val, char *why, size_t why_len);
+/* Applies the non-empty defaults of every key of <sec> to <base>. */
+int config_apply_defaults(enum section sec, void *base);
 
 #endif
