@@ -131,9 +131,14 @@ static bool full(const struct worker *w, unsigned b, bool priority, int64_t n)
     return cap && n >= (cap < 0 ? 0 : cap);
 }
 
+/* Whether <b> serves the request's model over an API it may go to. */
+static bool eligible(const struct worker *w, unsigned b, const struct bal_req *rq)
+{
+    return (!rq->kinds || (rq->kinds >> w->pools[b].be->kind & 1)) && bal_serves(w, b, rq->model);
+}
+
 static int affine(struct worker *w, const struct bal_req *rq, uint32_t prio)
 {
-    const char *model = rq->model;
     uint64_t prefix = rq->prefix, tried = rq->tried;
     int64_t load[64];
     int64_t sum = 0;
@@ -141,7 +146,7 @@ static int affine(struct worker *w, const struct bal_req *rq, uint32_t prio)
     for (unsigned b = 0; b < w->npools && b < 64; b++) {
         const struct config_backend *be = w->pools[b].be;
         load[b] = -1;
-        if (be->priority != prio || (tried & (1ull << b)) || !bal_serves(w, b, model) ||
+        if (be->priority != prio || (tried & (1ull << b)) || !eligible(w, b, rq) ||
             !bal_usable(w, b))
             continue;
         int64_t n = inflight(w, b);
@@ -172,9 +177,10 @@ static int affine(struct worker *w, const struct bal_req *rq, uint32_t prio)
     return best;
 }
 
-int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err)
+/* bal_pick's search; with <healthy_only>, no fail-open pick of a backend
+ * that is down. */
+static int pick(struct worker *w, const struct bal_req *rq, int *api_err, bool healthy_only)
 {
-    const char *model = rq->model;
     uint64_t tried = rq->tried;
     int best = -1, best_sick = -1;
     int64_t best_n = 0, sick_n = 0;
@@ -184,7 +190,7 @@ int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err)
     for (unsigned k = 0; k < w->npools; k++) {
         unsigned b = (start + k) % w->npools;
         const struct config_backend *be = w->pools[b].be;
-        if (!bal_serves(w, b, model))
+        if (!eligible(w, b, rq))
             continue;
         served = true;
         if (tried & (1ull << b))
@@ -217,13 +223,30 @@ int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err)
         if (a >= 0)
             best = a;
     }
-    if (best < 0 && best_sick >= 0) {
+    if (best < 0 && best_sick >= 0 && !healthy_only) {
         best = best_sick; /* every one is down: try the least loaded anyway */
         shm_add(&w->slot->c.backend_panics, 1);
     }
     if (best < 0)
         *api_err = !served ? API_ERR_MODEL_NOT_FOUND : API_ERR_OVERLOADED;
     return best;
+}
+
+int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err)
+{
+    const char *group = rq->avoid >= 0 ? w->pools[rq->avoid].be->group : "";
+    if (group[0]) {
+        /* The GPU that failed it is likely to fail it again (its other
+         * servers share its memory and its driver): another GPU first. */
+        struct bal_req other = *rq;
+        for (unsigned b = 0; b < w->npools && b < 64; b++)
+            if (strcmp(w->pools[b].be->group, group) == 0)
+                other.tried |= 1ull << b;
+        int b = pick(w, &other, api_err, true);
+        if (b >= 0)
+            return b;
+    }
+    return pick(w, rq, api_err, false);
 }
 
 void bal_begin(struct worker *w, unsigned b)

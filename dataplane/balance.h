@@ -43,6 +43,8 @@ struct bal_req {
     uint64_t prefix;   /* prompt-prefix hash, 0 = no affinity */
     uint64_t tried;    /* bit per backend index already tried */
     bool priority;     /* a priority tenant's: may use the reserved share */
+    uint8_t kinds;     /* bit per enum backend_kind it may go to; 0 = any */
+    int avoid;         /* a backend that failed it: its GPU group is tried last; -1 = none */
 };
 int bal_pick(struct worker *w, const struct bal_req *rq, int *api_err);
 

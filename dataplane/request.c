@@ -200,7 +200,9 @@ static void dispatch(struct conn *c)
         return;
     }
     case ROUTE_CHAT:
-    case ROUTE_COMPLETIONS: {
+    case ROUTE_COMPLETIONS:
+    case ROUTE_OLLAMA_CHAT:
+    case ROUTE_OLLAMA_GENERATE: {
         char model[96];
         char detail[256];
         bool is_stream = false;
@@ -212,7 +214,9 @@ static void dispatch(struct conn *c)
             client_respond_error(c, err, detail);
             return;
         }
-        c->usage_injected = is_stream && w->cfg->request_usage && ask_usage(c);
+        c->usage_injected = is_stream && w->cfg->request_usage &&
+                            (c->route == ROUTE_CHAT || c->route == ROUTE_COMPLETIONS) &&
+                            ask_usage(c);
         char *head = c->up_head;
         c->up_head = NULL;
         if (stream_start(c, true, is_stream, model, head, c->up_head_len, c->up_head_cap, c->body,

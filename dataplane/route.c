@@ -23,6 +23,8 @@ static const struct route_def routes[] = {
     {"/v1/models", "GET", ROUTE_MODELS},
     {"/healthz", "GET", ROUTE_HEALTHZ},
     {"/v1/stream", "GET", ROUTE_WS},
+    {"/api/chat", "POST", ROUTE_OLLAMA_CHAT},
+    {"/api/generate", "POST", ROUTE_OLLAMA_GENERATE},
 };
 
 static bool eq(const char *a, size_t alen, const char *b)
@@ -87,7 +89,7 @@ static uint64_t prefix_hash(enum route r, json_t *root, const char *model, size_
     struct prefix p = {.h = 0xcbf29ce484222325ULL, .left = SIZE_MAX};
     prefix_feed(&p, model, strlen(model) + 1); /* the model, then the prompt's bytes */
     p.left = bytes;
-    if (r == ROUTE_CHAT) {
+    if (r == ROUTE_CHAT || r == ROUTE_OLLAMA_CHAT) {
         size_t i;
         json_t *m;
         json_array_foreach (json_object_get(root, "messages"), i, m) {
@@ -141,7 +143,15 @@ int route_validate_ex(enum route r, const char *body, size_t len, char *model, s
         goto out;
     }
     snprintf(model, model_cap, "%s", json_string_value(m));
-    if (r == ROUTE_CHAT) {
+    if (r == ROUTE_OLLAMA_GENERATE) {
+        /* Ollama loads the model when the prompt is absent or empty. */
+        json_t *p = json_object_get(root, "prompt");
+        if (p && !json_is_string(p)) {
+            snprintf(detail, detail_cap, "'prompt' must be a string");
+            ret = API_ERR_INVALID_FIELD;
+            goto out;
+        }
+    } else if (r == ROUTE_CHAT || r == ROUTE_OLLAMA_CHAT) {
         json_t *msgs = json_object_get(root, "messages");
         if (!msgs) {
             snprintf(detail, detail_cap, "'messages' is required");
@@ -172,18 +182,26 @@ int route_validate_ex(enum route r, const char *body, size_t len, char *model, s
         ret = API_ERR_INVALID_FIELD;
         goto out;
     }
-    *is_stream = s && json_is_true(s);
+    /* Ollama streams unless told not to; OpenAI the other way round. */
+    bool native = r == ROUTE_OLLAMA_CHAT || r == ROUTE_OLLAMA_GENERATE;
+    *is_stream = native ? !s || json_is_null(s) || json_is_true(s) : s && json_is_true(s);
     /* The budget reserves what the request may use, so the bound must be a
      * number it can trust (vLLM refuses anything below 1 as well). */
     *max_tokens = 0;
     static const char *const bounds[] = {"max_tokens", "max_completion_tokens"};
+    json_t *opts = json_object_get(root, "options");
     for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
-        json_t *mt = json_object_get(root, bounds[i]);
+        /* Ollama's bound is options.num_predict (-1 or absent: none). */
+        json_t *mt = native ? (i ? NULL : json_object_get(opts, "num_predict"))
+                            : json_object_get(root, bounds[i]);
+        if (native && json_is_integer(mt) && json_integer_value(mt) < 0)
+            continue;
         if (!mt || json_is_null(mt))
             continue;
         json_int_t v = json_is_integer(mt) ? json_integer_value(mt) : 0;
         if (v < 1) {
-            snprintf(detail, detail_cap, "'%s' must be a positive integer", bounds[i]);
+            snprintf(detail, detail_cap, "'%s' must be a positive integer",
+                     native ? "options.num_predict" : bounds[i]);
             ret = API_ERR_INVALID_FIELD;
             goto out;
         }
@@ -267,6 +285,67 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
     return 0;
 }
 
+/* Replaces <n> bytes at <off> of the head by <s>. */
+static int head_splice(char **head, uint32_t *len, uint32_t *cap, size_t off, size_t n, const char *s,
+                  size_t slen)
+{
+    size_t nlen = *len - n + slen;
+    if (nlen > *cap) {
+        char *nb = realloc(*head, nlen);
+        if (!nb)
+            return -ENOMEM;
+        *head = nb;
+        *cap = (uint32_t)nlen;
+    }
+    memmove(*head + off + slen, *head + off + n, *len - off - n);
+    memcpy(*head + off, s, slen);
+    *len = (uint32_t)nlen;
+    return 0;
+}
+
+int route_set_target(char **head, uint32_t *len, uint32_t *cap, const char *target)
+{
+    char *sp = memchr(*head, ' ', *len);
+    char *eol = memmem(*head, *len, "\r\n", 2);
+    if (!sp || !eol || sp > eol)
+        return -EINVAL;
+    char *sp2 = memchr(sp + 1, ' ', (size_t)(eol - sp - 1));
+    if (!sp2)
+        return -EINVAL;
+    size_t off = (size_t)(sp + 1 - *head);
+    return head_splice(head, len, cap, off, (size_t)(sp2 - sp - 1), target, strlen(target));
+}
+
+int route_get_target(const char *head, uint32_t len, char *out, size_t cap)
+{
+    const char *sp = memchr(head, ' ', len);
+    const char *eol = memmem(head, len, "\r\n", 2);
+    const char *sp2 = sp && eol && sp < eol ? memchr(sp + 1, ' ', (size_t)(eol - sp - 1)) : NULL;
+    if (!sp2 || (size_t)(sp2 - sp - 1) >= cap)
+        return -EINVAL;
+    memcpy(out, sp + 1, (size_t)(sp2 - sp - 1));
+    out[sp2 - sp - 1] = '\0';
+    return 0;
+}
+
+int route_set_length(char **head, uint32_t *len, uint32_t *cap, uint64_t body_len)
+{
+    /* route_finish_head wrote it last: "Content-Length: N\r\n\r\n" */
+    char *cl = NULL;
+    for (char *p = *head; (p = memmem(p, *len - (size_t)(p - *head), "\r\nContent-Length: ", 18));
+         p += 18)
+        cl = p;
+    if (!cl)
+        return -EINVAL;
+    size_t off = (size_t)(cl + 18 - *head);
+    char *end = memmem(*head + off, *len - off, "\r\n", 2);
+    if (!end)
+        return -EINVAL;
+    char num[24];
+    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)body_len);
+    return head_splice(head, len, cap, off, (size_t)(end - *head) - off, num, (size_t)n);
+}
+
 int route_set_host(char **head, uint32_t *len, uint32_t *cap, const struct config_backend *be)
 {
     /* route_build_head put it right after the request line */
@@ -285,18 +364,7 @@ int route_set_host(char **head, uint32_t *len, uint32_t *cap, const struct confi
     size_t old = (size_t)(end - val), off = (size_t)(val - *head);
     if ((size_t)n == old && memcmp(val, host, old) == 0)
         return 0;
-    size_t nlen = *len - old + (size_t)n;
-    if (nlen > *cap) {
-        char *nb = realloc(*head, nlen);
-        if (!nb)
-            return -ENOMEM;
-        *head = nb;
-        *cap = (uint32_t)nlen;
-    }
-    memmove(*head + off + (size_t)n, *head + off + old, *len - off - old);
-    memcpy(*head + off, host, (size_t)n);
-    *len = (uint32_t)nlen;
-    return 0;
+    return head_splice(head, len, cap, off, old, host, (size_t)n);
 }
 
 int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len)

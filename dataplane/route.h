@@ -58,6 +58,14 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
  * line) or -ENOMEM. */
 int route_set_host(char **head, uint32_t *len, uint32_t *cap, const struct config_backend *be);
 
+/* The request target of a head (its path and query) becomes <target> /
+ * is copied out (NUL-terminated).  0, -EINVAL, -ENOMEM. */
+int route_set_target(char **head, uint32_t *len, uint32_t *cap, const char *target);
+int route_get_target(const char *head, uint32_t len, char *out, size_t cap);
+/* The Content-Length route_finish_head wrote becomes <body_len>.  0, -EINVAL
+ * (none), -ENOMEM. */
+int route_set_length(char **head, uint32_t *len, uint32_t *cap, uint64_t body_len);
+
 /* Appends "Content-Length: N\r\n\r\n" when <has_body>, else just the final
  * CRLF.  0 or -ENOMEM. */
 int route_finish_head(char **head, uint32_t *len, uint32_t *cap, bool has_body, uint64_t body_len);

@@ -54,6 +54,8 @@ static struct stream *stream_new(struct conn *c, char *head, uint32_t head_len, 
     st->req_head_cap = head_cap;
     st->req_body = body;
     st->req_body_len = body ? body_len : 0;
+    st->xl.src = st->req_body;
+    st->xl.src_len = st->req_body_len;
     usage_scan_init(&st->usage);
     st->timer.kind = TK_STREAM;
     list_init(&st->wait_node);
@@ -86,12 +88,14 @@ int stream_start(struct conn *c, bool is_completion, bool client_sse, const char
         }
         /* A stream over WebSocket is answered in messages, not SSE: it has
          * no ids to resume from. */
-        st->chat = c->route == ROUTE_CHAT;
+        st->xl.native = c->route == ROUTE_OLLAMA_CHAT || c->route == ROUTE_OLLAMA_GENERATE;
+        st->chat = c->route == ROUTE_CHAT || c->route == ROUTE_OLLAMA_CHAT;
         st->prefix = c->prefix;
         st->priority = auth_priority(w->cfg, c->tenant);
         st->strip_usage = c->usage_injected;
-        st->cont = client_sse && w->cfg->continue_streams && !c->wsp;
-        if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp &&
+        /* Ollama's own stream is NDJSON: no events to resume or continue. */
+        st->cont = client_sse && w->cfg->continue_streams && !c->wsp && !st->xl.native;
+        if (client_sse && (st->features >> FEAT_STREAM_RESUME & 1) && !c->wsp && !st->xl.native &&
             w->cfg->resume_retention_s)
             (void)resume_track(st);
         if (ret == ADM_QUEUED)
@@ -115,17 +119,31 @@ int stream_start_forward(struct conn *c, struct backend_pool *pool, char *head, 
     return 0;
 }
 
-static void use_backend(struct stream *st, unsigned b)
+/* The request goes to backend <b>: counted there, and its head (built
+ * before the backend was chosen) made for it.  0, or <0 when the request
+ * cannot be made for it (the stream failed). */
+static int use_backend(struct stream *st, unsigned b)
 {
     struct worker *w = W(st);
     st->bk = (uint8_t)b;
     st->pool = &w->pools[b];
-    /* The head was built before the backend was chosen. */
+    bal_begin(w, b);
+    st->bk_counted = true;
     if (st->req_head &&
         route_set_host(&st->req_head, &st->req_head_len, &st->req_head_cap, st->pool->be) < 0)
         log_warn("stream %s: cannot set the Host field for backend %s", st->id, st->pool->be->name);
-    bal_begin(w, b);
-    st->bk_counted = true;
+    return xlat_prepare(st);
+}
+
+/* The backends this request can go to: the client's Ollama-native API only
+ * to Ollama; a continuation only to backends that take one. */
+static uint8_t kinds_for(const struct stream *st, bool continuing)
+{
+    if (st->xl.native)
+        return 1u << BACKEND_OLLAMA;
+    if (continuing)
+        return (uint8_t)(1u << BACKEND_OPENAI | (st->chat ? 1u << BACKEND_OLLAMA : 0));
+    return 0;
 }
 
 static void release_backend(struct stream *st)
@@ -142,7 +160,7 @@ void stream_admitted(struct stream *st)
         int err = API_ERR_OVERLOADED;
         int b = bal_pick(w,
                          &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix,
-                                           st->tried, st->priority},
+                                           st->tried, st->priority, kinds_for(st, false), -1},
                          &err);
         if (b < 0) {
             if (err == API_ERR_OVERLOADED)
@@ -152,7 +170,8 @@ void stream_admitted(struct stream *st)
             stream_fail(st, err, NULL);
             return;
         }
-        use_backend(st, (unsigned)b);
+        if (use_backend(st, (unsigned)b) < 0)
+            return;
     }
     int ret = upstream_acquire(w, st->pool, st);
     if (ret < 0) {
@@ -196,6 +215,7 @@ void stream_free(struct stream *st)
     free(st->cont_body);
     free(st->cont_req);
     cont_text_free(&st->text);
+    xlat_free(&st->xl);
     free(st);
 }
 
@@ -383,15 +403,16 @@ void stream_fail(struct stream *st, int err, const char *detail)
         stream_abandon(st);
 }
 
-/* Another backend than the ones tried for this request, or -1. */
-static int next_backend(struct stream *st, uint64_t *tried)
+/* Another backend than the ones tried for this request (on another GPU
+ * than the one that failed, when there is one), or -1. */
+static int next_backend(struct stream *st, uint64_t *tried, bool continuing)
 {
     *tried = st->tried | (1ull << st->bk);
     int err;
-    return bal_pick(
-        W(st),
-        &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix, *tried, st->priority},
-        &err);
+    return bal_pick(W(st),
+                    &(struct bal_req){st->is_completion ? st->model : NULL, st->prefix, *tried,
+                                      st->priority, kinds_for(st, continuing), st->bk},
+                    &err);
 }
 
 /* Lets go of this attempt's backend (its connection: <cancel> counts an
@@ -411,7 +432,8 @@ static void move_to(struct stream *st, int b, uint64_t tried, bool cancel)
     release_backend(st);
     st->tried = tried;
     st->attempts++;
-    use_backend(st, (unsigned)b);
+    if (use_backend(st, (unsigned)b) < 0)
+        return;
     st->phase = SP_UPSTREAM;
     st->paused = st->slab_paused = false;
     sse_framer_init(&st->fr);
@@ -434,7 +456,7 @@ static bool stream_failover(struct stream *st, const char *why, bool cancel)
     if (st->forwarded || st->head_committed || !st->req_head ||
         st->attempts >= w->cfg->upstream_retries)
         return false;
-    int b = next_backend(st, &tried);
+    int b = next_backend(st, &tried, false);
     if (b < 0)
         return false;
     log_info("stream %s: backend %s: %s; trying %s", st->id, w->pools[st->bk].be->name, why,
@@ -459,10 +481,11 @@ static bool stream_continue(struct stream *st, const char *why)
 {
     struct worker *w = W(st);
     uint64_t tried;
-    if (!st->cont || !st->head_committed || st->mode != RM_SSE || st->done_seen || !st->req_head ||
+    if (!st->cont || !st->head_committed || (st->mode != RM_SSE && st->mode != RM_OLLAMA) ||
+        st->done_seen || !st->req_head ||
         !st->cont_body || st->attempts >= w->cfg->upstream_retries)
         return false;
-    int b = next_backend(st, &tried);
+    int b = next_backend(st, &tried, true);
     if (b < 0)
         return false;
     char *head, *body;
@@ -485,6 +508,8 @@ static bool stream_continue(struct stream *st, const char *why)
     st->cont_req = body;
     st->req_body = body;
     st->req_body_len = bl;
+    st->xl.src = body;
+    st->xl.src_len = bl;
     st->continuing = true;
     st->t_last_ns = clock_mono_ns(); /* the new backend gets a whole token_idle_timeout */
     move_to(st, b, tried, true);
@@ -566,6 +591,55 @@ static int put(struct stream *st, const char *s, size_t n)
     return outq_write(&st->c->out, &W(st)->slabs, s, n);
 }
 
+/* The fields every response head to the client ends with: the framing,
+ * an event stream's no-cache fields, CORS, the request id, Connection. */
+static int head_tail(struct stream *st, bool sse, bool has_cache_control)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    int err = 0;
+    if (st->chunked_out)
+        err |= put(st, "Transfer-Encoding: chunked\r\n", 28);
+    if (sse) {
+        if (!has_cache_control)
+            err |= put(st, "Cache-Control: no-cache\r\n", 25);
+        /* an nginx in front of sluice must not buffer the stream either */
+        err |= put(st, "X-Accel-Buffering: no\r\n", 23);
+    }
+    if (c->cors)
+        err |= put(st, c->cors, strlen(c->cors));
+    char line[160];
+    int n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len,
+                     c->reqid,
+                     !c->keepalive || w->draining ? "Connection: close\r\n"
+                     : c->http10                  ? "Connection: keep-alive\r\n"
+                                                  : "");
+    return err | put(st, line, (size_t)n);
+}
+
+int stream_write_head(struct stream *st, unsigned status, const char *ctype, bool sse)
+{
+    struct worker *w = W(st);
+    struct conn *c = st->c;
+    /* HTTP/2 frames the body itself (a virtual connection: h2_conn.c). */
+    st->chunked_out = !c->http10 && !c->virt;
+    if (c->http10)
+        c->keepalive = false; /* the body ends when the connection does */
+    if (outq_mark(&c->out, &w->slabs, &st->head_mark) < 0)
+        goto nobufs;
+    st->head_written = true;
+    char line[256];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\n", status,
+                     client_reason(status), ctype);
+    if (put(st, line, (size_t)n) | head_tail(st, sse, false))
+        goto nobufs;
+    rearm_timer(st);
+    return 0;
+nobufs:
+    stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the response");
+    return -1;
+}
+
 int stream_on_head(struct stream *st, const struct h1_response *r)
 {
     struct worker *w = W(st);
@@ -573,8 +647,10 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     if (st->continuing) {
         /* The client has its head already: only the events go on. */
         const struct h1_header *ct = h1_header_find(r->headers, r->n_headers, "content-type");
-        if (r->status != 200 || !ct || ct->value_len < 17 ||
-            strncasecmp(ct->value, "text/event-stream", 17) != 0) {
+        bool sse = r->status == 200 && ct && ct->value_len >= 17 &&
+                   strncasecmp(ct->value, "text/event-stream", 17) == 0;
+        bool lines = !sse && xlat_continues(st, r);
+        if (!sse && !lines) {
             char why[48];
             snprintf(why, sizeof why, "answered the continuation %u", (unsigned)r->status);
             bal_failure(w, st->bk, why);
@@ -583,7 +659,7 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
             return -1;
         }
         st->phase = SP_RELAY;
-        st->mode = RM_SSE;
+        st->mode = sse ? RM_SSE : RM_OLLAMA;
         rearm_timer(st);
         return 0;
     }
@@ -600,6 +676,8 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
         }
         /* A good head is not yet a good answer (a backend can send it and
          * then no token): success is counted at the first byte relayed. */
+        if (xlat_translating(st))
+            return xlat_on_head(st, r) < 0 ? -1 : 0;
     }
     st->phase = SP_RELAY;
     st->status = r->status;
@@ -608,8 +686,13 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
     const struct h1_header *ct = h1_header_find(r->headers, r->n_headers, "content-type");
     bool sse = r->status == 200 && ct && ct->value_len >= 17 &&
                strncasecmp(ct->value, "text/event-stream", 17) == 0;
-    st->mode = sse ? RM_SSE : RM_RAW;
     bool no_body = r->flags & H1_F_NO_BODY;
+    /* Ollama-native streams go line by line (each line a token); its
+     * whole answers (a Content-Length) go as they are. */
+    bool lines = st->xl.native && r->status == 200 && !no_body &&
+                 !(r->flags & H1_F_CONTENT_LENGTH) && ct && ct->value_len >= 20 &&
+                 strncasecmp(ct->value, "application/x-ndjson", 20) == 0;
+    st->mode = sse ? RM_SSE : lines ? RM_LINES : RM_RAW;
     bool pass_cl = !sse && (r->flags & H1_F_CONTENT_LENGTH);
     /* HTTP/2 frames the body itself (a virtual connection: h2_conn.c). */
     st->chunked_out = !no_body && !pass_cl && !c->http10 && !c->virt;
@@ -645,21 +728,7 @@ int stream_on_head(struct stream *st, const struct h1_response *r)
                      (unsigned long long)r->content_length);
         err |= put(st, line, (size_t)n);
     }
-    if (st->chunked_out)
-        err |= put(st, "Transfer-Encoding: chunked\r\n", 28);
-    if (sse) {
-        if (!has_cache_control)
-            err |= put(st, "Cache-Control: no-cache\r\n", 25);
-        /* an nginx in front of sluice must not buffer the stream either */
-        err |= put(st, "X-Accel-Buffering: no\r\n", 23);
-    }
-    if (c->cors)
-        err |= put(st, c->cors, strlen(c->cors));
-    n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len, c->reqid,
-                 !c->keepalive || w->draining ? "Connection: close\r\n"
-                 : c->http10                  ? "Connection: keep-alive\r\n"
-                                              : "");
-    err |= put(st, line, (size_t)n);
+    err |= head_tail(st, sse, has_cache_control);
     if (err)
         goto nobufs;
     /* The head stays uncommitted until the first body bytes (or the end)
@@ -734,13 +803,17 @@ void stream_commit(struct stream *st)
         st->c->status = st->status;
         if (!st->forwarded && st->status < 500 && st->status != 429)
             bal_success(W(st), st->bk);
-        if (st->cont && st->mode == RM_SSE && st->req_body) {
-            /* Kept to continue elsewhere; the connection's copy goes. */
-            st->cont_body = malloc(st->req_body_len ? st->req_body_len : 1);
+        if (st->cont && (st->mode == RM_SSE || st->mode == RM_OLLAMA) && st->xl.src) {
+            /* Kept to continue elsewhere (the client's OpenAI request,
+             * whatever this backend was sent); the connection's copy goes. */
+            bool same = st->req_body == st->xl.src;
+            st->cont_body = malloc(st->xl.src_len ? st->xl.src_len : 1);
             if (st->cont_body) {
-                memcpy(st->cont_body, st->req_body, st->req_body_len);
-                st->cont_body_len = st->req_body_len;
-                st->req_body = st->cont_body;
+                memcpy(st->cont_body, st->xl.src, st->xl.src_len);
+                st->cont_body_len = st->xl.src_len;
+                st->xl.src = st->cont_body;
+                if (same)
+                    st->req_body = st->cont_body;
                 free(st->c->body);
                 st->c->body = NULL;
                 st->c->body_len = st->c->body_cap = 0;
@@ -753,6 +826,7 @@ void stream_commit(struct stream *st)
         free(st->req_head);
         st->req_head = NULL;
         st->req_body = NULL;
+        st->xl.src = NULL;
         free(st->c->body);
         st->c->body = NULL;
         st->c->body_len = st->c->body_cap = 0;
@@ -795,6 +869,12 @@ int stream_on_body(struct stream *st, const char *p, size_t len)
         backpressure(st);
         return 0;
     }
+    if (st->mode != RM_SSE) {
+        if (xlat_on_body(st, p, len) < 0)
+            return -1;
+        backpressure(st);
+        return 0;
+    }
     while (len) {
         enum sse_span kind;
         size_t n = sse_frame_feed(&st->fr, p, len, &kind);
@@ -826,6 +906,25 @@ void stream_on_body_end(struct stream *st)
      * incomplete event at end of stream is discarded). */
     sev_drop_partial(st);
     st->up_finished = true;
+    if (st->mode == RM_WHOLE) {
+        char *json = NULL;
+        size_t jl = 0;
+        int rc = xlat_on_body_end(st, &json, &jl);
+        if (rc < 0)
+            return;
+        if (rc == 1) {
+            /* A translated answer in one body. */
+            adm_charge_all(st, st->usage_tokens);
+            finish(st, false);
+            int err = client_respond(c, 200, NULL, "application/json", json, jl);
+            free(json);
+            if (err == 0) {
+                st->status = 200;
+                stream_commit(st);
+            }
+            return;
+        }
+    }
     if (st->is_completion && st->mode == RM_RAW && st->status == 200) {
         /* A completion not streamed: its tokens are in its usage, or, if
          * the backend gave none, the whole reservation is kept. */

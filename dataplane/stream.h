@@ -28,6 +28,7 @@
 #include "dataplane/outq.h"
 #include "dataplane/sse.h"
 #include "dataplane/usage_scan.h"
+#include "dataplane/xlat.h"
 #include "dataplane/timer_wheel.h"
 #include "shared/hist.h"
 #include "shared/list.h"
@@ -46,6 +47,9 @@ enum stream_phase {
 enum relay_mode {
     RM_SSE = 0, /* text/event-stream: framed into events */
     RM_RAW,     /* anything else: bytes as they come */
+    RM_LINES,   /* Ollama-native NDJSON: line by line (xlat.c) */
+    RM_OLLAMA,  /* Ollama NDJSON translated into OpenAI SSE events (xlat.c) */
+    RM_WHOLE,   /* a whole answer, translated when it ends (xlat.c) */
 };
 
 #define STREAM_ID_LEN 16
@@ -125,6 +129,7 @@ struct stream {
 
     struct hist *ttft_hist;
     char model[96];
+    struct xlat xl; /* a backend of another API than the client's */
 
     /* admission (admission.c) */
     struct aq_entry aq;       /* in the worker's admission queue while waiting */
@@ -196,6 +201,10 @@ void stream_fail(struct stream *st, int err, const char *detail);
 /* Everything written to the client's outq so far, the response head
  * included, may go out. */
 void stream_commit(struct stream *st);
+/* Writes the client's response head (uncommitted until the first body
+ * bytes): <status>, Content-Type <ctype>, the framing, and for an event
+ * stream the no-cache fields.  0 or <0 (the stream failed). */
+int stream_write_head(struct stream *st, unsigned status, const char *ctype, bool sse);
 /* Restarts the upstream's receive unless something still holds it. */
 void stream_upstream_kick(struct stream *st);
 void stream_rearm_timer(struct stream *st);

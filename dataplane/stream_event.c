@@ -1,6 +1,7 @@
 /* stream_event — see stream_event.h. */
 #include "dataplane/stream_event.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,4 +344,31 @@ int sev_emit(struct stream *st, const char *p, size_t n)
     if (sev_begin(st) < 0 || sev_append(st, p, n) < 0)
         return -1;
     return sev_finish(st);
+}
+
+int sev_line(struct stream *st, const char *p, size_t n, unsigned flags)
+{
+    struct worker *w = W(st);
+    struct outq *q = &st->c->out;
+    if (unpaid(st, flags))
+        return -1;
+    int err = 0;
+    if (st->chunked_out) {
+        char hdr[20];
+        int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", n + 1);
+        err = outq_write(q, &w->slabs, hdr, (size_t)hl);
+        err |= outq_write(q, &w->slabs, p, n);
+        err |= outq_write(q, &w->slabs, "\n\r\n", 3);
+    } else {
+        err = outq_write(q, &w->slabs, p, n);
+        err |= outq_write(q, &w->slabs, "\n", 1);
+    }
+    if (err) {
+        stream_fail(st, API_ERR_OVERLOADED, "no buffer space for the stream");
+        return -1;
+    }
+    st->seq++;
+    stream_commit(st);
+    after_event(st, flags);
+    return 0;
 }

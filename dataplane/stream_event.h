@@ -30,6 +30,10 @@ int sev_append(struct stream *st, const char *p, size_t n);
 int sev_finish(struct stream *st);
 /* A whole event made by sluice itself (an error), sent like relayed ones. */
 int sev_emit(struct stream *st, const char *p, size_t n);
+/* One NDJSON line (without its newline) relayed as one chunk, counted like
+ * an event: <flags> SSE_EV_CONTENT when it carries a token, SSE_EV_DONE
+ * when it is the last. */
+int sev_line(struct stream *st, const char *p, size_t n, unsigned flags);
 /* Forgets the event being assembled (an event never terminated is none). */
 void sev_drop_partial(struct stream *st);
 /* From now on, events are assembled on the heap (resume.c: the client is

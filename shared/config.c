@@ -45,7 +45,7 @@ _Static_assert(sizeof config_key_impl / sizeof config_key_impl[0] == CONFIG_KEY_
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
 /* In the order of enum backend_kind and enum config_gov_algo. */
-static const char *const backend_kind_names[] = {"openai"};
+static const char *const backend_kind_names[] = {"openai", "ollama", "tfserving-rest"};
 static const char *const gov_algo_names[] = {"pid", "gradient"};
 /* In the order of enum config_tls_version. */
 static const char *const tls_version_names[] = {"1.2", "1.3"};

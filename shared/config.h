@@ -43,6 +43,8 @@ struct config_addr {
 
 enum backend_kind {
     BACKEND_OPENAI = 0, /* vLLM and other OpenAI-compatible servers */
+    BACKEND_OLLAMA,     /* /api/chat, /api/generate: NDJSON (ollama.c translates) */
+    BACKEND_TFSERVING,  /* TensorFlow Serving REST :predict (tfserving.c translates) */
 };
 
 struct config_backend {
@@ -57,6 +59,11 @@ struct config_backend {
     uint32_t max_inflight; /* concurrent requests it may ever have from the node; 0 = no cap */
     uint32_t priority;     /* fallback order: lower first (0..100) */
     uint32_t agent_port;   /* python/gpu_agent.py on its host; 0 = none */
+    char group[CONFIG_NAME_MAX];        /* the GPU it shares; "" = its own */
+    char tf_model[CONFIG_NAME_MAX * 2]; /* tfserving-rest: NAME in :predict, "" = requested */
+    char tf_signature[CONFIG_NAME_MAX];
+    char tf_input[CONFIG_NAME_MAX];  /* "" = instances are the prompts themselves */
+    char tf_output[CONFIG_NAME_MAX]; /* "" = predictions are the texts themselves */
     unsigned line;         /* where its section starts */
 };
 

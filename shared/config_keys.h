@@ -209,7 +209,20 @@ X(S_BUFFERS, "buffers", "send_zc_threshold", CFG_SIZE, "0", config, send_zc_thre
 X(S_BACKEND, "backend *", "url", CFG_STR, "", config_backend, url, 0, 0, 0,                         \
   "required: http://HOST[:PORT] (port 80 by default); HOST is resolved at load")                   \
 X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0, 0,               \
-  "backend protocol: openai (vLLM and other OpenAI-compatible servers)")                           \
+  "backend protocol: openai (vLLM and other OpenAI-compatible servers), ollama, or "              \
+  "tfserving-rest (TensorFlow Serving's REST :predict)")                                           \
+X(S_BACKEND, "backend *", "group", CFG_TEXT, "", config_backend, group, 0, 0, 0,                    \
+  "the GPU it shares with other backends (same name = same GPU): failover and continuation "      \
+  "prefer another group; empty = its own")                                                         \
+X(S_BACKEND, "backend *", "tf_model", CFG_TEXT, "", config_backend, tf_model, 0, 0, 0,              \
+  "tfserving-rest: the model name in /v1/models/NAME:predict; empty = the requested model")       \
+X(S_BACKEND, "backend *", "tf_signature", CFG_TEXT, "", config_backend, tf_signature, 0, 0, 0,      \
+  "tfserving-rest: signature_name sent with :predict; empty = the model's default")                \
+X(S_BACKEND, "backend *", "tf_input", CFG_TEXT, "", config_backend, tf_input, 0, 0, 0,              \
+  "tfserving-rest: the string input the prompt goes to ({\"instances\":[{NAME: prompt}]}); "       \
+  "empty = the only input ({\"instances\":[prompt]})")                                            \
+X(S_BACKEND, "backend *", "tf_output", CFG_TEXT, "", config_backend, tf_output, 0, 0, 0,            \
+  "tfserving-rest: the output holding the text (predictions[0][NAME]); empty = the only output")  \
 X(S_BACKEND, "backend *", "models", CFG_TEXT, "", config_backend, models, 0, 0, 0,                  \
   "models it serves, comma-separated; empty = any (requests for others never reach it)")         \
 X(S_BACKEND, "backend *", "weight", CFG_UINT, "1", config_backend, weight, 1, 1000, 0,              \

@@ -266,7 +266,7 @@ Test(config_schema, entries_are_complete_and_unique)
             cr_assert(strcmp(o->section, k->section) != 0 || strcmp(o->name, k->name) != 0,
                       "%s.%s twice", k->section, k->name);
     }
-    cr_assert_eq(n, 97);
+    cr_assert_eq(n, 102);
 }
 
 static char *print_schema(bool markdown)
@@ -850,7 +850,7 @@ Test(config_errors, every_error_with_its_line)
                             "[nope]\n"                     /* 15 */
                             "whatever = 1\n"               /* 16 */
                             "[backend a]\n"                /* 17 */
-                            "kind = ollama\n"              /* 18 */
+                            "kind = vllm\n"                /* 18 */
                             "[backend a]\n"                /* 19 */
                             "url = http://127.0.0.1\n"     /* 20 */
                             "[tenant t1]\n"                /* 21 */
@@ -878,7 +878,7 @@ Test(config_errors, every_error_with_its_line)
         ":13: [buffers] slab_size '3k' must be a power of two between 4KiB and 1MiB",
         ":14: [buffers] recv_buffers '100' must be a power of two between 16 and 32768",
         ":15: unknown section [nope]", ":17: [backend a] has no url",
-        ":18: [backend a] kind 'ollama' is not supported (supported: openai)",
+        ":18: [backend a] kind 'vllm' is not supported (supported: openai, ollama, tfserving-rest)",
         ":19: section [backend a] given twice (first at line 17)",
         ":22: [tenant t1] key_sha256 'abc' is not 64 hex digits (got 3 characters)",
         ":23: [tenant t1] hard_limit 'x' is not a whole number",
@@ -1104,6 +1104,30 @@ Test(config_backends, good_urls)
     }
 }
 
+Test(config_backends, kinds_groups_and_tf_keys)
+{
+    struct loaded *l = load("[backend v]\nurl = http://127.0.0.1:8000\ngroup = gpu0\n"
+                            "[backend o]\nurl = http://127.0.0.1:11434\nkind = ollama\n"
+                            "group = gpu0\n"
+                            "[backend t]\nurl = http://127.0.0.1:8501\nkind = tfserving-rest\n"
+                            "tf_model = t5\ntf_signature = serving_default\ntf_input = text\n"
+                            "tf_output = output_0\n");
+    expect_ok(l);
+    const struct config_backend *b = l->cfg.backends;
+    cr_assert_eq(l->cfg.n_backends, 3);
+    cr_assert_eq(b[0].kind, BACKEND_OPENAI);
+    cr_assert_eq(b[1].kind, BACKEND_OLLAMA);
+    cr_assert_eq(b[2].kind, BACKEND_TFSERVING);
+    cr_assert_str_eq(b[0].group, "gpu0");
+    cr_assert_str_eq(b[1].group, "gpu0");
+    cr_assert_str_eq(b[2].group, "");
+    cr_assert_str_eq(b[2].tf_model, "t5");
+    cr_assert_str_eq(b[2].tf_signature, "serving_default");
+    cr_assert_str_eq(b[2].tf_input, "text");
+    cr_assert_str_eq(b[2].tf_output, "output_0");
+    done(l);
+}
+
 Test(config_backends, bad_urls)
 {
     static const struct case_ cases[] = {
@@ -1151,10 +1175,11 @@ Test(config_backends, bad_urls)
          ":2: [backend b] url 'http://bad_host!/' has a bad host name 'bad_host!'"},
         {"[backend b]\nurl =\n",
          ":2: [backend b] url '' is not a URL (expected http://HOST[:PORT])"},
-        {"[backend b]\nkind = ollama\nurl = http://127.0.0.1\n",
-         ":2: [backend b] kind 'ollama' is not supported (supported: openai)"},
+        {"[backend b]\nkind = grpc\nurl = http://127.0.0.1\n",
+         ":2: [backend b] kind 'grpc' is not supported (supported: openai, ollama, tfserving-rest)"},
         {"[backend b]\nkind = OpenAI\nurl = http://127.0.0.1\n",
-         ":2: [backend b] kind 'OpenAI' is not supported (supported: openai)"},
+         ":2: [backend b] kind 'OpenAI' is not supported (supported: openai, ollama, "
+         "tfserving-rest)"},
         {"[backend b]\nkind = openai\n", ":1: [backend b] has no url"},
         {"[backend b]\n[backend c]\nurl = http://127.0.0.1\n", ":1: [backend b] has no url"},
     };
