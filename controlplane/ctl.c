@@ -231,10 +231,11 @@ static json_t *backends_arr(const struct cp *cp)
     uint64_t now = clock_mono_ms();
     for (unsigned i = 0; i < cp->cfg->n_backends; i++) {
         const struct config_backend *be = &cp->cfg->backends[i];
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:i, s:i, s:i}", "name", be->name, "url", be->url, "models",
-                      be->models, "weight", (json_int_t)be->weight, "max_inflight",
-                      (json_int_t)be->max_inflight, "priority", (json_int_t)be->priority);
+        static const char *const kinds[] = {"openai", "ollama", "tfserving-rest"};
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i}", "name", be->name, "url",
+                              be->url, "kind", kinds[be->kind], "group", be->group, "models",
+                              be->models, "weight", (json_int_t)be->weight, "max_inflight",
+                              (json_int_t)be->max_inflight, "priority", (json_int_t)be->priority);
         int idx = shm_backend_find(cp->shm, be->name);
         if (idx >= 0) {
             const struct shm_backend *e = &cp->shm->seg->tables.backends[idx];
@@ -264,6 +265,16 @@ static json_t *backends_arr(const struct cp *cp)
                     atomic_load_explicit(&e->kv_permille, memory_order_relaxed) / 1000.0, "age_ms",
                     (json_int_t)(now > at ? now - at : 0));
                 json_object_set_new(o, "load", load);
+            }
+            if (atomic_load_explicit(&e->loaded_ms, memory_order_acquire)) {
+                char list[sizeof e->loaded + 1];
+                shm_backend_loaded(e, list, sizeof list);
+                json_object_set_new(o, "loaded", json_string(list)); /* Ollama's /api/ps */
+            }
+            if (!be->models[0]) {
+                char list[sizeof e->models + 1];
+                shm_backend_models(e, list, sizeof list);
+                json_object_set_new(o, "models_listed", json_string(list));
             }
         }
         json_array_append_new(a, o);

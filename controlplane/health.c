@@ -62,6 +62,15 @@ struct hc_check {
     size_t mcap;
 };
 
+static size_t get_request(char *buf, size_t cap, const char *path, const char *host)
+{
+    int n = snprintf(buf, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
+                     "Connection: close\r\n\r\n",
+                     path, host);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 int health_init(struct health *h, int ep, const struct config *cfg, struct shm *shm)
 {
     memset(h, 0, sizeof *h);
@@ -82,26 +91,24 @@ int health_init(struct health *h, int ep, const struct config *cfg, struct shm *
         c->fd = -1;
         /* spread over the first interval, not all at once */
         c->next_ms = now + (uint64_t)cfg->health_interval_ms * i / h->n;
-        int n = snprintf(c->req, sizeof c->req,
-                         "GET /health HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-                         "Connection: close\r\n\r\n",
-                         c->be->host);
-        c->req_len = n > 0 && (size_t)n < sizeof c->req ? (size_t)n : 0;
-        n = snprintf(c->mreq, sizeof c->mreq,
-                     "GET /metrics HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-                     "Connection: close\r\n\r\n",
-                     c->be->host);
-        c->mreq_len = n > 0 && (size_t)n < sizeof c->mreq ? (size_t)n : 0;
-        n = snprintf(c->lreq, sizeof c->lreq,
-                     "GET /v1/models HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-                     "Connection: close\r\n\r\n",
-                     c->be->host);
-        c->lreq_len = n > 0 && (size_t)n < sizeof c->lreq ? (size_t)n : 0;
-        n = snprintf(c->areq, sizeof c->areq,
-                     "GET /status HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-                     "Connection: close\r\n\r\n",
-                     c->be->host);
-        c->areq_len = n > 0 && (size_t)n < sizeof c->areq ? (size_t)n : 0;
+        /* What each kind answers: its liveness, its load, its model list. */
+        char tf[CONFIG_NAME_MAX * 2 + 16] = "";
+        if (c->be->kind == BACKEND_TFSERVING) {
+            /* TF Serving's model status; without a model name nothing to ask */
+            const char *m = c->be->tf_model[0] ? c->be->tf_model : c->be->models;
+            size_t ml = strcspn(m, ", ");
+            if (ml && ml < sizeof tf - 12)
+                snprintf(tf, sizeof tf, "/v1/models/%.*s", (int)ml, m);
+        }
+        const char *live = c->be->kind == BACKEND_OLLAMA      ? "/api/tags"
+                           : c->be->kind == BACKEND_TFSERVING ? tf
+                                                              : "/health";
+        const char *load = c->be->kind == BACKEND_OLLAMA ? "/api/ps" : "/metrics";
+        const char *list = c->be->kind == BACKEND_OLLAMA ? "/api/tags" : "/v1/models";
+        c->req_len = live[0] ? get_request(c->req, sizeof c->req, live, c->be->host) : 0;
+        c->mreq_len = get_request(c->mreq, sizeof c->mreq, load, c->be->host);
+        c->lreq_len = get_request(c->lreq, sizeof c->lreq, list, c->be->host);
+        c->areq_len = get_request(c->areq, sizeof c->areq, "/status", c->be->host);
         memcpy(&c->agent, &c->be->addr.ss, sizeof c->agent);
         if (c->agent.ss_family == AF_INET)
             ((struct sockaddr_in *)&c->agent)->sin_port = htons((uint16_t)c->be->agent_port);
@@ -183,7 +190,7 @@ static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
 {
     uint64_t now = clock_mono_ms();
     enum scrape next = SC_NONE;
-    if (done < SC_METRICS && c->be->kind == BACKEND_OPENAI)
+    if (done < SC_METRICS && c->be->kind != BACKEND_TFSERVING)
         next = SC_METRICS;
     else if (done < SC_MODELS && !c->be->models[0] && now >= c->list_ms) {
         c->list_ms = now + LIST_EVERY_MS;
@@ -232,6 +239,51 @@ static void check_failed(struct health *h, struct hc_check *c, const char *why)
         verdict(h, c, false, why);
 }
 
+/* The names under <key> of a model list (OpenAI's ids, Ollama's names) as
+ * a comma-separated list.  Ollama answers "llama3.2" for "llama3.2:latest",
+ * so a name with the default tag is listed both ways. */
+static void names_of(json_t *arr, const char *key, char *list, size_t cap)
+{
+    size_t len = 0, i;
+    json_t *m;
+    json_array_foreach (arr, i, m) {
+        const char *id = json_string_value(json_object_get(m, key));
+        size_t n = id ? strlen(id) : 0;
+        for (int pass = 0; pass < 2 && n; pass++) {
+            if (memchr(id, ',', n) || len + n + 2 >= cap)
+                break;
+            if (len)
+                list[len++] = ',';
+            memcpy(list + len, id, n);
+            len += n;
+            list[len] = '\0';
+            n = n > 7 && strcmp(id + n - 7, ":latest") == 0 ? n - 7 : 0;
+        }
+    }
+}
+
+/* An Ollama backend's /api/ps: the models it holds in memory, which answer
+ * without a load (balance.c prefers them). */
+static void ps_read(struct health *h, struct hc_check *c)
+{
+    struct shm_backend *e = entry(h, c);
+    size_t blen;
+    const char *body = answer_body(c, &blen);
+    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
+    json_t *models = json_object_get(root, "models");
+    if (e && json_is_array(models)) {
+        char list[sizeof e->loaded] = "", old[sizeof e->loaded];
+        names_of(models, "name", list, sizeof list);
+        shm_backend_loaded(e, old, sizeof old);
+        if (strcmp(old, list) != 0)
+            log_info("backend %s has loaded: %s", c->be->name, list[0] ? list : "(none)");
+        shm_backend_set_loaded(e, list);
+    }
+    json_decref(root);
+    end_check(h, c);
+    next_scrape(h, c, SC_METRICS);
+}
+
 /* The /v1/models answer is complete: the ids it lists become what the
  * backend serves (for a backend configured without `models`). */
 static void listed(struct health *h, struct hc_check *c)
@@ -240,22 +292,11 @@ static void listed(struct health *h, struct hc_check *c)
     size_t blen;
     const char *body = answer_body(c, &blen);
     json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
-    json_t *data = json_object_get(root, "data");
+    bool ollama = c->be->kind == BACKEND_OLLAMA;
+    json_t *data = json_object_get(root, ollama ? "models" : "data");
     if (e && json_is_array(data)) {
         char list[sizeof e->models] = "";
-        size_t len = 0, i;
-        json_t *m;
-        json_array_foreach (data, i, m) {
-            const char *id = json_string_value(json_object_get(m, "id"));
-            size_t n = id ? strlen(id) : 0;
-            if (!n || memchr(id, ',', n) || len + n + 2 >= sizeof list)
-                continue;
-            if (len)
-                list[len++] = ',';
-            memcpy(list + len, id, n);
-            len += n;
-            list[len] = '\0';
-        }
+        names_of(data, ollama ? "name" : "id", list, sizeof list);
         if (strcmp(list, e->models) != 0) {
             shm_backend_set_models(e, list);
             log_info("backend %s serves: %s", c->be->name, list[0] ? list : "(none listed)");
@@ -379,6 +420,8 @@ void health_on_event(struct health *h, void *tag, uint32_t events)
             agent_read(h, c);
         else if (k == 0 && c->scrape == SC_MODELS)
             listed(h, c);
+        else if (k == 0 && c->be->kind == BACKEND_OLLAMA)
+            ps_read(h, c);
         else if (k == 0)
             scraped(h, c);
         else
@@ -424,7 +467,7 @@ void health_poll(struct health *h, uint64_t now_ms)
             else
                 verdict(h, c, false, "timed out");
         }
-        if (c->state == HC_IDLE && now_ms >= c->next_ms)
+        if (c->state == HC_IDLE && now_ms >= c->next_ms && c->req_len)
             start_check(h, c, now_ms);
     }
 }

@@ -358,8 +358,8 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "backends") == 0) {
         size_t k;
         json_t *b;
-        printf("  %-16s %-28s %-8s %8s %6s %4s %8s %9s  %s\n", "NAME", "URL", "STATE", "INFLIGHT",
-               "WEIGHT", "PRIO", "FAILURES", "FAILOVERS", "MODELS");
+        printf("  %-16s %-28s %-14s %-8s %-8s %8s %6s %4s %8s %9s  %s\n", "NAME", "URL", "KIND",
+               "GROUP", "STATE", "INFLIGHT", "WEIGHT", "PRIO", "FAILURES", "FAILOVERS", "MODELS");
         json_array_foreach (json_object_get(d, "backends"), k, b) {
             char infl[32];
             long long cap = geti(b, "max_inflight");
@@ -371,11 +371,17 @@ int main(int argc, char **argv)
                                 : geti(b, "ejected_ms")                 ? "ejected"
                                                                         : "up";
             const char *models = json_string_value(json_object_get(b, "models"));
-            printf("  %-16s %-28s %-8s %8s %6lld %4lld %8lld %9lld  %s\n",
+            const char *listed = json_string_value(json_object_get(b, "models_listed"));
+            const char *group = json_string_value(json_object_get(b, "group"));
+            const char *kind = json_string_value(json_object_get(b, "kind"));
+            printf("  %-16s %-28s %-14s %-8s %-8s %8s %6lld %4lld %8lld %9lld  %s\n",
                    json_string_value(json_object_get(b, "name")),
-                   json_string_value(json_object_get(b, "url")), state, infl, geti(b, "weight"),
+                   json_string_value(json_object_get(b, "url")), kind ? kind : "openai",
+                   group && *group ? group : "-", state, infl, geti(b, "weight"),
                    geti(b, "priority"), geti(b, "failures"), geti(b, "failovers"),
-                   models && *models ? models : "(any)");
+                   models && *models   ? models
+                   : listed && *listed ? listed
+                                       : "(any)");
         }
     } else if (strcmp(cmd, "drain") == 0) {
         printf("draining: open streams finish, new ones are refused, then sluice exits\n");

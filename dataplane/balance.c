@@ -93,6 +93,22 @@ bool bal_usable(const struct worker *w, unsigned b)
            !gpu_full(w, e);
 }
 
+/* An Ollama backend that, by its fresh /api/ps, does not hold <model> in
+ * memory: a request there waits for the model to load (seconds). */
+static bool cold(const struct worker *w, unsigned b, const char *model)
+{
+    const struct shm_backend *e = entry(w, b);
+    if (!model || !e || w->pools[b].be->kind != BACKEND_OLLAMA)
+        return false;
+    uint64_t at = atomic_load_explicit(&e->loaded_ms, memory_order_acquire);
+    uint64_t fresh = 3ull * (w->cfg->health_interval_ms ? w->cfg->health_interval_ms : 1000);
+    if (!at || at + fresh < w->now_ms)
+        return false;
+    char list[sizeof e->loaded + 1];
+    shm_backend_loaded(e, list, sizeof list);
+    return !strlist_has(list, model, strlen(model));
+}
+
 /* Is (n + 1) / weight of a lower than of b?  (Cross-multiplied.) */
 static bool lighter(int64_t na, uint32_t wa, int64_t nb, uint32_t wb)
 {
@@ -184,6 +200,7 @@ static int pick(struct worker *w, const struct bal_req *rq, int *api_err, bool h
     uint64_t tried = rq->tried;
     int best = -1, best_sick = -1;
     int64_t best_n = 0, sick_n = 0;
+    bool best_cold = false;
     bool served = false;
     /* Ties go round the backends, not always to the first. */
     unsigned start = w->bal_rr++ % (w->npools ? w->npools : 1);
@@ -206,17 +223,22 @@ static int pick(struct worker *w, const struct bal_req *rq, int *api_err, bool h
             }
             continue;
         }
+        bool c = cold(w, b, rq->model);
         if (best >= 0) {
             const struct config_backend *bb = w->pools[best].be;
             if (be->priority > bb->priority)
                 continue;
-            /* round_robin: the first eligible from the rotating start */
-            if (be->priority == bb->priority && (w->cfg->balance == CONFIG_BALANCE_RR ||
-                                                 !lighter(n, be->weight, best_n, bb->weight)))
+            /* Among equals, one that holds the model beats one that must
+             * load it; then round_robin takes the first eligible from the
+             * rotating start, least_outstanding the lightest. */
+            if (be->priority == bb->priority && (c > best_cold || (c == best_cold &&
+                                                 (w->cfg->balance == CONFIG_BALANCE_RR ||
+                                                  !lighter(n, be->weight, best_n, bb->weight)))))
                 continue;
         }
         best = (int)b;
         best_n = n;
+        best_cold = c;
     }
     if (best >= 0 && rq->prefix && w->cfg->balance == CONFIG_BALANCE_LEAST) {
         int a = affine(w, rq, w->pools[best].be->priority);

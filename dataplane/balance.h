@@ -4,7 +4,9 @@
  *
  * A request goes to a backend that serves its model, is not at its
  * max_inflight, is up (the control plane's active checks) and not ejected;
- * among those of the lowest priority, the one with the fewest requests
+ * among those of the lowest priority (and of those, the ones that hold the
+ * model in memory, for Ollama backends whose /api/ps says so), the one with
+ * the fewest requests
  * outstanding per unit of weight, counted node-wide (every worker's count in
  * shared memory, so N workers do not each think a backend idle).  When every
  * backend for the model is down or ejected, the least loaded of them is

@@ -1,5 +1,6 @@
 /* shm — see shm.h. */
 #include "shared/shm.h"
+#include "shared/clock.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -309,29 +310,53 @@ int shm_backend_find(const struct shm *s, const char *name)
     return -ENOENT;
 }
 
-void shm_backend_set_models(struct shm_backend *e, const char *list)
+/* The models lists are written by the control plane only, under a
+ * sequence count that is odd while it writes; a reader retries. */
+static void seq_write(struct shm_backend *e, char *dst, size_t size, const char *list)
 {
     uint32_t seq = atomic_load_explicit(&e->models_seq, memory_order_relaxed);
     atomic_store_explicit(&e->models_seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    snprintf(e->models, sizeof e->models, "%s", list);
+    snprintf(dst, size, "%s", list);
     atomic_store_explicit(&e->models_seq, seq + 2, memory_order_release);
 }
 
-void shm_backend_models(const struct shm_backend *e, char *out, size_t cap)
+static void seq_read(const struct shm_backend *e, const char *src, size_t size, char *out,
+                     size_t cap)
 {
     for (int tries = 0; tries < 100; tries++) {
         uint32_t s1 = atomic_load_explicit(&e->models_seq, memory_order_acquire);
         if (s1 & 1)
             continue;
-        size_t n = cap - 1 < sizeof e->models ? cap - 1 : sizeof e->models;
-        memcpy(out, e->models, n);
+        size_t n = cap - 1 < size ? cap - 1 : size;
+        memcpy(out, src, n);
         out[n] = '\0';
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&e->models_seq, memory_order_relaxed) == s1)
             return;
     }
     out[0] = '\0'; /* a writer that never finishes: know nothing */
+}
+
+void shm_backend_set_models(struct shm_backend *e, const char *list)
+{
+    seq_write(e, e->models, sizeof e->models, list);
+}
+
+void shm_backend_models(const struct shm_backend *e, char *out, size_t cap)
+{
+    seq_read(e, e->models, sizeof e->models, out, cap);
+}
+
+void shm_backend_set_loaded(struct shm_backend *e, const char *list)
+{
+    seq_write(e, e->loaded, sizeof e->loaded, list);
+    atomic_store_explicit(&e->loaded_ms, clock_mono_ms(), memory_order_release);
+}
+
+void shm_backend_loaded(const struct shm_backend *e, char *out, size_t cap)
+{
+    seq_read(e, e->loaded, sizeof e->loaded, out, cap);
 }
 
 int shm_backend_add(struct shm *s, const char *name)

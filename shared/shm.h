@@ -198,6 +198,10 @@ struct shm_backend {
     _Atomic uint64_t gpu_ms;           /* when that was read; 0 = never */
     _Atomic uint32_t models_seq;
     char models[512];
+    /* The models an Ollama backend holds in memory (GET /api/ps), under
+     * models_seq too; loaded_ms is when it was read, 0 = never. */
+    _Atomic uint64_t loaded_ms;
+    char loaded[256];
 } __attribute__((aligned(64)));
 
 /* Read-mostly node tables: the control plane writes, workers read on every
@@ -303,6 +307,9 @@ int shm_backend_find(const struct shm *s, const char *name);
  * of them ("" when none were read). */
 void shm_backend_set_models(struct shm_backend *e, const char *list);
 void shm_backend_models(const struct shm_backend *e, char *out, size_t cap);
+/* The same for the models an Ollama backend has loaded. */
+void shm_backend_set_loaded(struct shm_backend *e, const char *list);
+void shm_backend_loaded(const struct shm_backend *e, char *out, size_t cap);
 
 /* Node-wide sums over the live worker slots (a dead worker's streams are not
  * in them: its slot left the set when it was reaped). */

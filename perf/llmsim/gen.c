@@ -12,10 +12,14 @@
  */
 #include "perf/llmsim/gen.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "perf/llmsim/api.h"
 
 #define BURST_MAX      64 /* itl 0: tokens one stream may send in one loop turn */
 #define CATCHUP_GAPS   8  /* most gaps a late stream makes up */
@@ -37,6 +41,7 @@ static void fill_stream(const struct server *s, const struct conn *c, struct res
 
 static void start_prefill(struct server *s, struct conn *c)
 {
+    c->slotted = s->now;
     c->due = s->now + sim_prefill_ns(&s->sim, c->ttft_ns, c->prefill_tokens);
     theap_set(&s->timers, &c->timer, c->due);
 }
@@ -50,6 +55,8 @@ static void end_request(struct server *s, struct conn *c)
     if (next)
         start_prefill(s, seq_conn(next));
     c->flags &= ~(CF_ACTIVE | CF_BLOCKED);
+    free(c->inst_len);
+    c->inst_len = NULL;
 }
 
 void gen_abort(struct server *s, struct conn *c)
@@ -66,8 +73,8 @@ bool gen_immediate_fault(struct server *s, struct conn *c, const struct fault *f
     case FAULT_STATUS: {
         char msg[64];
         int n = snprintf(msg, sizeof(msg), "llmsim injected fault: status %u", f->arg);
-        const char *extra = (f->arg == 429 || f->arg == 503) ? "retry-after: 1\r\n" : NULL;
-        conn_reply_error(s, c, (int)f->arg, extra, msg, n > 0 ? (size_t)n : 0);
+        bool retry = f->arg == 429 || f->arg == 503;
+        api_reply_error(s, c, (int)f->arg, retry, msg, n > 0 ? (size_t)n : 0);
         return true;
     }
     case FAULT_CLOSE:
@@ -148,7 +155,7 @@ static void reply_context_error(struct server *s, struct conn *c, bool chat,
                      "reduce the length of the %s or completion.",
                      s->o->max_model_len, (unsigned long long)asked, g->prompt_tokens,
                      chat ? "messages" : "prompt", g->max_tokens, chat ? "messages" : "prompt");
-    conn_reply_error(s, c, 400, NULL, msg, n > 0 ? (size_t)n : 0);
+    api_reply_error(s, c, 400, false, msg, n > 0 ? (size_t)n : 0);
 }
 
 void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen *g,
@@ -156,6 +163,7 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
 {
     uint32_t mml = s->o->max_model_len;
     if (g->prompt_tokens >= mml || (uint64_t)g->prompt_tokens + g->max_tokens > mml) {
+        free(g->inst_len);
         reply_context_error(s, c, chat, g);
         return;
     }
@@ -167,6 +175,13 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
     c->n_tokens = natural < limit ? natural : limit;
     c->finish = natural < limit ? RESP_FIN_STOP : RESP_FIN_LENGTH;
     c->next_tok = 0;
+    c->shape = g->shape;
+    /* A predict's instances: each as long as its max_tokens allows. */
+    c->n_inst = g->n_inst ? g->n_inst : 1;
+    c->inst_len = g->inst_len;
+    for (uint32_t i = 0; c->inst_len && i < c->n_inst; i++)
+        if (!c->inst_len[i] || c->inst_len[i] > c->n_tokens)
+            c->inst_len[i] = c->n_tokens;
     c->prompt_tokens = g->prompt_tokens;
     uint32_t hit = pcache_use(&s->pcache, g->blocks, g->nblocks);
     uint32_t cached = hit * (PCACHE_BLOCK / 4); /* tokens, at 4 bytes each */
@@ -180,8 +195,9 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
     c->itl_ns = ov->has_itl ? ov->itl_ns : s->itl_ns;
     c->fault = *f;
     c->created = (uint64_t)s->date.sec;
+    c->arrived = s->now;
     resp_uuid_hex(&s->rng, c->id);
-    c->flags &= ~(CF_CHAT | CF_STREAM | CF_USAGE | CF_BLOCKED);
+    c->flags &= ~(CF_CHAT | CF_STREAM | CF_USAGE | CF_BLOCKED | CF_HEADED);
     c->flags |= CF_ACTIVE;
     if (chat)
         c->flags |= CF_CHAT;
@@ -190,12 +206,18 @@ void gen_start(struct server *s, struct conn *c, bool chat, const struct req_gen
     if (g->stream && g->include_usage)
         c->flags |= CF_USAGE;
 
-    if (g->stream) {
+    bool openai = c->shape == API_SHAPE_OPENAI;
+    if (g->stream && (openai || f->kind == FAULT_SLOW_HEADERS)) {
         /* Like vLLM, the head goes out as soon as the request is scheduled,
-         * before it even gets a batch slot. */
+         * before it even gets a batch slot.  (Ollama's goes with its first
+         * line, unless slow_headers dribbles it first.) */
         bbuf_reset(&s->hdr);
-        resp_stream_head(&s->hdr, &s->date, (c->flags & CF_KEEP_ALIVE) != 0);
+        if (openai)
+            resp_stream_head(&s->hdr, &s->date, (c->flags & CF_KEEP_ALIVE) != 0);
+        else
+            api_gen_stream_head(s, c, &s->hdr);
         if (f->kind == FAULT_SLOW_HEADERS) {
+            c->flags |= CF_HEADED;
             start_dribble(s, c, &s->hdr, NULL);
             return;
         }
@@ -211,6 +233,8 @@ static int emit_token(struct server *s, struct conn *c, bool last)
 {
     if (!(c->flags & CF_STREAM))
         return 0;
+    if (c->shape != API_SHAPE_OPENAI)
+        return api_gen_token(s, c);
     struct resp_stream st;
     fill_stream(s, c, &st);
     if ((c->flags & CF_CHAT) && c->next_tok == 0) {
@@ -223,26 +247,45 @@ static int emit_token(struct server *s, struct conn *c, bool last)
     return conn_send(s, c, s->ev, n);
 }
 
+/* The end of an OpenAI stream: usage, [DONE], the terminating chunk. */
+static int openai_stream_end(struct server *s, struct conn *c, const struct resp_stream *st)
+{
+    size_t n;
+    if (c->flags & CF_USAGE) {
+        n = resp_usage_event(s->ev, st, c->prompt_tokens, c->n_tokens);
+        if (conn_send(s, c, s->ev, n) < 0)
+            return -EPIPE;
+    }
+    n = resp_done_event(s->ev);
+    if (conn_send(s, c, s->ev, n) < 0)
+        return -EPIPE;
+    n = resp_last_chunk(s->ev);
+    return conn_send(s, c, s->ev, n);
+}
+
 static void finish(struct server *s, struct conn *c)
 {
     struct resp_stream st;
     fill_stream(s, c, &st);
     s->cnt.completed++;
+    bool openai = c->shape == API_SHAPE_OPENAI;
+    /* Built before end_request(), which frees a predict's instance lengths. */
+    if (!openai && !(c->flags & CF_STREAM))
+        api_gen_answer(s, c);
     end_request(s, c);
     if (c->flags & CF_STREAM) {
-        size_t n;
-        if (c->flags & CF_USAGE) {
-            n = resp_usage_event(s->ev, &st, c->prompt_tokens, c->n_tokens);
-            if (conn_send(s, c, s->ev, n) < 0)
-                goto gone;
+        if ((openai ? openai_stream_end(s, c, &st) : api_gen_stream_end(s, c)) < 0) {
+            conn_close(s, c, false);
+            return;
         }
-        n = resp_done_event(s->ev);
-        if (conn_send(s, c, s->ev, n) < 0)
-            goto gone;
-        n = resp_last_chunk(s->ev);
-        if (conn_send(s, c, s->ev, n) < 0)
-            goto gone;
         conn_response_done(s, c);
+        return;
+    }
+    if (!openai) {
+        if (c->fault.kind == FAULT_SLOW_HEADERS)
+            start_dribble(s, c, &s->hdr, &s->tmp);
+        else
+            api_send(s, c);
         return;
     }
     bbuf_reset(&s->tmp);
@@ -255,9 +298,6 @@ static void finish(struct server *s, struct conn *c)
         return;
     }
     conn_reply(s, c, 200, NULL, "application/json", false);
-    return;
-gone:
-    conn_close(s, c, false);
 }
 
 static void after_fault(struct server *s, struct conn *c)
@@ -292,7 +332,7 @@ static void token_tick(struct server *s, struct conn *c)
             conn_close(s, c, false);
             return;
         }
-        s->cnt.tokens++;
+        s->cnt.tokens += api_step_tokens(c);
         c->next_tok++;
         if (last) {
             finish(s, c);

@@ -192,10 +192,14 @@ int main(int argc, char **argv)
         struct rlimit rl = {0, 0};
         getrlimit(RLIMIT_NOFILE, &rl);
         fprintf(stderr,
-                "llmsim: listening on %s (port %u), model %s%s, tokens %u, ttft %g ms, "
+                "llmsim: listening on %s (port %u)%s, model %s%s, tokens %u, ttft %g ms, "
                 "itl %g ms, max-batch %u, nofile %llu\n",
-                o.listen, port, o.models[0], o.n_models > 1 ? " (+more)" : "", o.tokens, o.ttft_ms,
-                o.itl_ms, o.max_batch, (unsigned long long)rl.rlim_cur);
+                o.listen, port,
+                o.api == LLMSIM_API_OLLAMA      ? ", api ollama"
+                : o.api == LLMSIM_API_TFSERVING ? ", api tfserving"
+                                                : "",
+                o.models[0], o.n_models > 1 ? " (+more)" : "", o.tokens, o.ttft_ms, o.itl_ms,
+                o.max_batch, (unsigned long long)rl.rlim_cur);
     }
     rc = server_run(&s);
     if (!o.quiet)

@@ -23,6 +23,7 @@ enum {
     OPT_MAX_MODEL_LEN,
     OPT_KEEPALIVE,
     OPT_PREFIX_CACHE,
+    OPT_API,
     OPT_QUIET,
     OPT_HELP,
 };
@@ -41,6 +42,7 @@ static const struct option longopts[] = {
     {"max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
     {"prefix-cache-blocks", required_argument, NULL, OPT_PREFIX_CACHE},
+    {"api", required_argument, NULL, OPT_API},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -49,8 +51,11 @@ static const struct option longopts[] = {
 void opts_usage(FILE *f)
 {
     fputs("usage: llmsim [options]\n"
-          "Simulates vLLM's OpenAI-compatible server (behind uvicorn) for sluice tests.\n"
+          "Simulates vLLM's OpenAI-compatible server (behind uvicorn) for sluice tests,\n"
+          "or Ollama's or TensorFlow Serving's API (--api).\n"
           "\n"
+          "  --api NAME                  openai (default: vLLM), ollama (Ollama 0.5) or\n"
+          "                              tfserving (TensorFlow Serving 2.x REST)\n"
           "  --listen ADDR:PORT          listen address (default 127.0.0.1:8000; port 0 = any)\n"
           "  --port-file PATH            write the bound port to PATH once listening\n"
           "  --model NAME                model name served; repeat or comma-separate for\n"
@@ -76,8 +81,13 @@ void opts_usage(FILE *f)
           "\n"
           "Per request (query wins over header): X-Sim-Tokens / sim_tokens,\n"
           "X-Sim-TTFT-Ms / sim_ttft_ms, X-Sim-ITL-Ms / sim_itl_ms, X-Sim-Fault / sim_fault.\n"
-          "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
-          "GET /health, GET /metrics, GET /stats.\n",
+          "Endpoints (all modes): GET /metrics, GET /stats.\n"
+          "  openai:    POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
+          "             GET /health\n"
+          "  ollama:    POST /api/chat, POST /api/generate, GET /api/tags, GET /api/ps,\n"
+          "             GET /api/version, GET /\n"
+          "  tfserving: POST /v1/models/NAME[/versions/1]:predict,\n"
+          "             GET /v1/models/NAME[/versions/1]\n",
           f);
 }
 
@@ -105,6 +115,18 @@ static int parse_num(const char *s, double min, double max, double *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+static int parse_api(const char *s, enum llmsim_api *out)
+{
+    static const char *const names[] = {"openai", "ollama", "tfserving"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum llmsim_api)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }
 
 static int add_models(struct llmsim_opts *o, char *list, char *err, size_t errlen)
@@ -209,6 +231,10 @@ int opts_parse(int argc, char **argv, struct llmsim_opts *o, char *err, size_t e
             o->prefix_cache_blocks = (uint32_t)v;
             break;
         }
+        case OPT_API:
+            what = "--api wants openai, ollama or tfserving";
+            rc = parse_api(optarg, &o->api);
+            break;
         case OPT_QUIET:
             o->quiet = true;
             break;

@@ -21,7 +21,15 @@
 #define LLMSIM_MAX_TOKENS     10000000u /* per request, any source */
 #define LLMSIM_MAX_MS         3600000.0 /* one hour, for every *-ms value */
 
+/* Which server llmsim imitates (--api). */
+enum llmsim_api {
+    LLMSIM_API_OPENAI = 0, /* vLLM's OpenAI server behind uvicorn */
+    LLMSIM_API_OLLAMA,     /* Ollama 0.5 (Go net/http, gin) */
+    LLMSIM_API_TFSERVING,  /* TensorFlow Serving 2.x REST (libevent) */
+};
+
 struct llmsim_opts {
+    enum llmsim_api api;
     const char *listen;    /* ADDR:PORT, [V6]:PORT or :PORT */
     const char *port_file; /* NULL: none */
     const char *models[LLMSIM_MAX_MODELS];

@@ -345,10 +345,9 @@ static int check_model(json_t *root, const struct req_models *models, uint32_t *
     return fail(err, 404, "The model `%.*s` does not exist.", (int)shown, name);
 }
 
-/* The answer's words " w<digits>" already in <s>: a request that continues
- * an answer (vLLM's continue_final_message, or a prompt that ends with the
- * answer so far) goes on from there. */
-static uint32_t words_in(const char *s)
+/* Counts every " w<digit>": what vLLM's continue_final_message or a prompt
+ * ending with the answer so far already holds. */
+uint32_t req_words_in(const char *s)
 {
     uint32_t n = 0;
     for (const char *p = s; (p = strstr(p, " w")) != NULL; p += 2)
@@ -361,7 +360,7 @@ static uint32_t continued_words(bool chat, json_t *root)
 {
     if (!chat) {
         json_t *p = json_object_get(root, "prompt");
-        return json_is_string(p) ? words_in(json_string_value(p)) : 0;
+        return json_is_string(p) ? req_words_in(json_string_value(p)) : 0;
     }
     json_t *cont = json_object_get(root, "continue_final_message");
     json_t *msgs = json_object_get(root, "messages");
@@ -371,19 +370,18 @@ static uint32_t continued_words(bool chat, json_t *root)
     json_t *last = json_array_get(msgs, n - 1);
     const char *role = json_string_value(json_object_get(last, "role"));
     const char *content = json_string_value(json_object_get(last, "content"));
-    return role && content && strcmp(role, "assistant") == 0 ? words_in(content) : 0;
+    return role && content && strcmp(role, "assistant") == 0 ? req_words_in(content) : 0;
 }
 
-/* The prompt's text as the prefix cache sees it (each message's role and
- * text, or the prompt string), hashed (FNV-1a) up to the end of each whole
- * PCACHE_BLOCK. */
-struct blockhash {
-    struct req_gen *g;
-    uint64_t h;
-    uint32_t fill;
-};
+/* Each message's role and text, or the prompt string, hashed with FNV-1a. */
+void req_blocks_init(struct req_blockhash *b, struct req_gen *g)
+{
+    b->g = g;
+    b->h = 0xcbf29ce484222325ULL;
+    b->fill = 0;
+}
 
-static void bh_feed(struct blockhash *b, const char *s, size_t n)
+void req_blocks_feed(struct req_blockhash *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n && b->g->nblocks < PCACHE_MAX_BLOCKS; i++) {
         b->h = (b->h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
@@ -394,10 +392,10 @@ static void bh_feed(struct blockhash *b, const char *s, size_t n)
     }
 }
 
-static void bh_content(struct blockhash *b, json_t *content)
+static void bh_content(struct req_blockhash *b, json_t *content)
 {
     if (json_is_string(content)) {
-        bh_feed(b, json_string_value(content), json_string_length(content));
+        req_blocks_feed(b, json_string_value(content), json_string_length(content));
         return;
     }
     size_t i;
@@ -405,13 +403,14 @@ static void bh_content(struct blockhash *b, json_t *content)
     json_array_foreach (content, i, part) {
         json_t *t = json_object_get(part, "text");
         if (json_is_string(t))
-            bh_feed(b, json_string_value(t), json_string_length(t));
+            req_blocks_feed(b, json_string_value(t), json_string_length(t));
     }
 }
 
 static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
 {
-    struct blockhash b = {.g = g, .h = 0xcbf29ce484222325ULL};
+    struct req_blockhash b;
+    req_blocks_init(&b, g);
     if (!chat) {
         bh_content(&b, json_object_get(root, "prompt"));
         return;
@@ -420,10 +419,10 @@ static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
     json_t *m;
     json_array_foreach (json_object_get(root, "messages"), i, m) {
         const char *role = json_string_value(json_object_get(m, "role"));
-        bh_feed(&b, role ? role : "", role ? strlen(role) : 0);
-        bh_feed(&b, "\n", 1);
+        req_blocks_feed(&b, role ? role : "", role ? strlen(role) : 0);
+        req_blocks_feed(&b, "\n", 1);
         bh_content(&b, json_object_get(m, "content"));
-        bh_feed(&b, "\n", 1);
+        req_blocks_feed(&b, "\n", 1);
     }
 }
 

@@ -66,6 +66,7 @@ struct req_models {
 };
 
 struct req_gen {
+    uint8_t shape; /* enum api_shape (api.h); 0 = OpenAI */
     bool stream;
     bool include_usage;
     uint32_t model;         /* index into the served models */
@@ -74,7 +75,26 @@ struct req_gen {
     uint32_t first_word;    /* continuing an answer: the words " wN" it already has */
     uint32_t nblocks;       /* whole PCACHE_BLOCKs of prompt text */
     uint64_t blocks[64];    /* their keys: hash of the prompt up to each block's end */
+    /* A TF Serving predict of several instances: each one's max_tokens (0:
+     * none), malloc'd by the parser; gen_start takes it over. */
+    uint32_t n_inst;
+    uint32_t *inst_len;
 };
+
+/* The answer's words " w<digits>" already in <s> (NUL-terminated): a request
+ * that continues an answer goes on from there. */
+uint32_t req_words_in(const char *s);
+
+/* The prompt's text as the prefix cache sees it, hashed up to the end of
+ * each whole PCACHE_BLOCK into g->blocks (for the other APIs' parsers). */
+struct req_blockhash {
+    struct req_gen *g;
+    uint64_t h;
+    uint32_t fill;
+};
+
+void req_blocks_init(struct req_blockhash *b, struct req_gen *g);
+void req_blocks_feed(struct req_blockhash *b, const char *s, size_t n);
 
 /* Parses and validates a chat (<chat>) or completions body.  0, or -EINVAL
  * with err set (400 invalid, 404 unknown model). */

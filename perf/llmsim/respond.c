@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Room left in front of an event body for its "<hex>\r\n" chunk-size line. */
-#define FRAME_RESERVE 8
+#define FRAME_RESERVE RESP_FRAME_RESERVE
 
 static inline char *put(char *w, const char *s, size_t n)
 {
@@ -35,9 +34,7 @@ static inline char *put2(char *w, unsigned v)
     return w + 2;
 }
 
-/* The event body was written at dst + FRAME_RESERVE up to <end>: add the
- * chunk framing around it and move the result to dst. */
-static size_t frame(char *dst, char *end)
+size_t resp_frame(char *dst, char *end)
 {
     static const char hexd[] = "0123456789abcdef";
     char *body = dst + FRAME_RESERVE;
@@ -81,7 +78,7 @@ size_t resp_role_event(char *dst, const struct resp_stream *st)
     char *w = event_prefix(dst + FRAME_RESERVE, st);
     w = PUT_LIT(w, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
                    "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-    return frame(dst, w);
+    return resp_frame(dst, w);
 }
 
 static char *put_finish(char *w, enum resp_finish fin)
@@ -114,7 +111,7 @@ size_t resp_token_event(char *dst, const struct resp_stream *st, uint32_t i, enu
         w = put_finish(w, fin);
         w = PUT_LIT(w, ",\"stop_reason\":null}],\"usage\":null}\n\n");
     }
-    return frame(dst, w);
+    return resp_frame(dst, w);
 }
 
 size_t resp_usage_event(char *dst, const struct resp_stream *st, uint32_t prompt,
@@ -128,7 +125,7 @@ size_t resp_usage_event(char *dst, const struct resp_stream *st, uint32_t prompt
     w = PUT_LIT(w, ",\"completion_tokens\":");
     w = put_u64(w, completion);
     w = PUT_LIT(w, "}}\n\n");
-    return frame(dst, w);
+    return resp_frame(dst, w);
 }
 
 size_t resp_done_event(char *dst)
@@ -349,7 +346,7 @@ void resp_full(struct bbuf *b, const struct resp_date *d, int status, const char
         bbuf_put(b, body, body_len);
 }
 
-static void put_tokens_text(struct bbuf *b, uint32_t n)
+void resp_words(struct bbuf *b, uint32_t first, uint32_t n)
 {
     /* " w<i>" is at most 12 bytes; write straight into the buffer. */
     if (bbuf_reserve(b, (size_t)n * 12) < 0) {
@@ -361,9 +358,14 @@ static void put_tokens_text(struct bbuf *b, uint32_t n)
     char *w = b->p + b->len;
     for (uint32_t i = 0; i < n; i++) {
         w = PUT_LIT(w, " w");
-        w = put_u64(w, i);
+        w = put_u64(w, (uint64_t)first + i);
     }
     b->len = (size_t)(w - b->p);
+}
+
+static void put_tokens_text(struct bbuf *b, uint32_t n)
+{
+    resp_words(b, 0, n);
 }
 
 static void put_finish_b(struct bbuf *b, enum resp_finish fin)

@@ -44,6 +44,12 @@ struct resp_stream {
 
 #define RESP_EVENT_MAX(model_json_len) (640 + (size_t)(model_json_len))
 
+/* Room an event builder leaves in front of the body for its chunk-size line. */
+#define RESP_FRAME_RESERVE 8
+/* The event body was written at dst + RESP_FRAME_RESERVE up to <end>: adds
+ * the chunk framing around it, moves the result to dst, returns its size. */
+size_t resp_frame(char *dst, char *end);
+
 /* Chat only: the first event, delta {"role":"assistant","content":""}. */
 size_t resp_role_event(char *dst, const struct resp_stream *st);
 /* Token i (text " w<i>"); fin != NONE marks the last token. */
@@ -74,6 +80,9 @@ void resp_full(struct bbuf *b, const struct resp_date *d, int status, const char
 /* Body of a non-streaming chat.completion / text_completion of n tokens. */
 void resp_completion_body(struct bbuf *b, const struct resp_stream *st, uint32_t n,
                           enum resp_finish fin, uint32_t prompt);
+
+/* The words " w<first>" .. " w<first+n-1>" (an answer's text). */
+void resp_words(struct bbuf *b, uint32_t first, uint32_t n);
 
 /* OpenAI error body: {"error":{"message","type","param":null,"code"}}. */
 void resp_error_body(struct bbuf *b, int status, const char *type, const char *msg, size_t msg_len);

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "perf/llmsim/api.h"
 #include "perf/llmsim/gen.h"
 
 #define EVENTS_MAX    1024
@@ -415,6 +416,8 @@ static void dispatch_generation(struct server *s, struct conn *c, bool chat,
 static void dispatch(struct server *s, struct conn *c, const struct h1_request *req,
                      const char *body, size_t body_len)
 {
+    if (s->o->api != LLMSIM_API_OPENAI && api_dispatch(s, c, req, body, body_len))
+        return;
     bool head_only = false;
     const char *allow = NULL;
     enum req_route rt = req_route(req, &head_only, &allow);
@@ -738,6 +741,7 @@ int server_init(struct server *s, const struct llmsim_opts *o, int lfd)
     bbuf_init(&s->tmp, LLMSIM_OUT_MAX);
     bbuf_init(&s->hdr, 64u << 10);
     resp_date_update(&s->date, real_sec());
+    s->start_sec = s->date.sec;
     if (getrandom(&s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng))
         s->rng = mono_ns() ^ ((uint64_t)getpid() << 32);
 

@@ -4,7 +4,8 @@
  * deadlines), HTTP/1.1 keep-alive, request framing with the project's
  * zero-copy parser (dataplane/h1_parser.h, h1_chunked.h), and the plain
  * endpoints (/v1/models, /health, /metrics, /stats).  Generation requests
- * are handed to gen.c.
+ * are handed to gen.c; with --api ollama or tfserving, every request but
+ * /metrics and /stats goes to api.c.
  *
  * This header is internal to llmsim: it defines struct server and struct
  * conn for server.c and gen.c.  The server owns every connection (one
@@ -60,6 +61,7 @@ enum conn_phase {
 #define CF_CONTINUE   0x0100 /* 100 Continue sent for the current request */
 #define CF_ACTIVE     0x0200 /* a generation request is open: closing aborts it */
 #define CF_CHUNKING   0x0400 /* decoding a chunked request body */
+#define CF_HEADED     0x0800 /* Ollama stream: the head is out (it goes with the first line) */
 
 struct conn {
     int fd;
@@ -78,11 +80,16 @@ struct conn {
     uint8_t finish;          /* enum resp_finish of the last token */
     uint8_t model;
     uint8_t dribble_step;
+    uint8_t shape;         /* enum api_shape: which API's bytes */
     uint32_t dribble_head; /* bytes of head being dribbled */
+    uint32_t n_inst;       /* TF predict: instances (inst_len set when > 1) */
+    uint32_t *inst_len;    /* TF predict: each instance's tokens; owned, freed at the end */
     uint64_t ttft_ns;
     uint64_t itl_ns;
     uint64_t due; /* when the current step was due (ns) */
     uint64_t created;
+    uint64_t arrived; /* Ollama's durations: when the request came (ns) */
+    uint64_t slotted; /* ... and when it got its batch slot */
     char id[32];
 
     /* Request framing: offsets from the start of the pending input. */
@@ -120,7 +127,9 @@ struct server {
     const char *model_names[LLMSIM_MAX_MODELS];
     uint32_t model_lens[LLMSIM_MAX_MODELS];
     struct req_models req_models;
-    struct bbuf model_text; /* storage of the escaped names */
+    struct bbuf model_text;                 /* storage of the escaped names */
+    int64_t start_sec;                      /* Ollama's modified_at */
+    int64_t api_used_ns[LLMSIM_MAX_MODELS]; /* Ollama's /api/ps: last use, 0 never */
 
     uint64_t now; /* CLOCK_MONOTONIC ns, read once per loop turn */
     uint64_t rng;

@@ -70,7 +70,7 @@ Test(json_scan, refuses_malformed_input)
 
 Test(json_scan, depth_is_bounded)
 {
-    char deep[2 * JS_MAX_DEPTH + 8];
+    char deep[2 * JS_MAX_DEPTH + 8] = {0};
     size_t n = 0;
     for (int i = 0; i < JS_MAX_DEPTH + 2; i++)
         deep[n++] = '[';
