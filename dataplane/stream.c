@@ -392,7 +392,7 @@ void stream_fail(struct stream *st, int err, const char *detail)
         client_respond_error(c, err, detail);
         return;
     }
-    if (st->mode == RM_SSE && write_error_event(st, err, detail) == 0) {
+    if ((st->mode == RM_SSE || st->mode == RM_OLLAMA) && write_error_event(st, err, detail) == 0) {
         if (!st->rt)
             client_stream_done(c);
         return;

@@ -93,15 +93,16 @@ int xlat_prepare(struct stream *st)
     free(tfs_target);
     if (rc < 0)
         goto nomem;
-    if (!st->head_committed) {
-        /* A new answer (not a continuation: that one keeps its id and role). */
+    if (!st->head_committed || !x->tr.id[0]) {
+        /* A new answer; a continuation keeps the id and role it has, or,
+         * continuing another kind's answer, starts without a role event
+         * (the client has one). */
         x->include_usage = !st->strip_usage && ollama_wants_usage(x->src, x->src_len);
         ollama_tr_init(&x->tr, st->chat, x->include_usage, st->id, (uint64_t)time(NULL));
-        if (be->kind == BACKEND_TFSERVING) {
-            x->tr.fingerprint = "fp_tfserving";
-            x->tr.counts = false;
-        }
+        x->tr.role_sent = st->head_committed;
     }
+    x->tr.fingerprint = be->kind == BACKEND_TFSERVING ? "fp_tfserving" : "fp_ollama";
+    x->tr.counts = be->kind != BACKEND_TFSERVING;
     x->kind = be->kind;
     return 0;
 nomem:
