@@ -9,6 +9,7 @@
 
 #include "dataplane/api_error.h"
 #include "dataplane/stream.h"
+#include "dataplane/upstream_h2.h"
 #include "shared/log.h"
 
 #define UP_HEAD_MAX (64 * 1024) /* largest response head accepted from a backend */
@@ -23,6 +24,7 @@ int upstream_pools_init(struct worker *w)
         w->pools[i].be = &w->cfg->backends[i];
         w->pools[i].shm_idx = -1;
         list_init(&w->pools[i].idle);
+        list_init(&w->pools[i].h2s);
     }
     return 0;
 }
@@ -44,6 +46,7 @@ static void maybe_free(struct upconn *u)
         return;
     u->w->upconn_objs--;
     free(u->hbuf);
+    free(u->hdrs);
     free(u);
 }
 
@@ -65,6 +68,11 @@ static void close_u(struct upconn *u, bool count_cancel)
     tw_cancel(&w->tw, &u->timer);
     if (count_cancel)
         shm_add(&w->slot->c.upstream_cancellations, 1);
+    if (u->h2) {
+        struct uh2 *h = u->h2;
+        u->h2 = NULL;
+        uh2_transport_closed(h); /* its streams fail */
+    }
     /* FIN goes out now, whatever the ring still holds on this socket: the
      * backend sees the disconnect in this loop turn and stops generating. */
     (void)shutdown(u->fd, SHUT_RDWR);
@@ -93,7 +101,13 @@ void upstream_pools_close(struct worker *w)
             shm_gauge_add(&w->slot->g.upstream_idle, -1);
             close_u(u, false);
         }
+        uh2_close_idle(&w->pools[i]);
     }
+}
+
+void upstream_close(struct upconn *u)
+{
+    close_u(u, false);
 }
 
 /* The connection failed while serving a stream: detach, close, report. */
@@ -150,6 +164,8 @@ static void start_request(struct upconn *u)
 
 int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream *st)
 {
+    if (pool->be->http2)
+        return uh2_acquire(w, pool, st);
     struct list_node *n;
     while ((n = list_pop_head(&pool->idle)) != NULL) {
         struct upconn *u = container_of(n, struct upconn, node);
@@ -164,10 +180,20 @@ int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream 
         start_request(u);
         return 0;
     }
+    struct upconn *u = upstream_connect(w, pool);
+    if (!u)
+        return -errno;
+    u->st = st;
+    st->up = u;
+    return 0;
+}
+
+struct upconn *upstream_connect(struct worker *w, struct backend_pool *pool)
+{
     const struct config_backend *be = pool->be;
     int fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno;
+        return NULL;
     /* The request head and body leave in one sendmsg, but a body larger
      * than one segment must not wait for an ACK (Nagle + delayed ACK would
      * add up to 40 ms to the time to first token). */
@@ -176,7 +202,8 @@ int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream 
     struct upconn *u = calloc(1, sizeof *u);
     if (!u) {
         close(fd);
-        return -ENOMEM;
+        errno = ENOMEM;
+        return NULL;
     }
     u->w = w;
     u->pool = pool;
@@ -185,8 +212,7 @@ int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream 
     list_init(&u->node);
     list_init(&u->rearm_node);
     u->state = UC_CONNECTING;
-    u->st = st;
-    st->up = u;
+    u->sid = -1;
     pool->nconns++;
     w->nupconns++;
     w->upconn_objs++;
@@ -204,7 +230,7 @@ int upstream_acquire(struct worker *w, struct backend_pool *pool, struct stream 
     sqe = worker_sqe(w);
     io_uring_prep_link_timeout(sqe, &u->connect_ts, 0);
     io_uring_sqe_set_data64(sqe, ud_make(NULL, OP_IGNORE));
-    return 0;
+    return u;
 }
 
 void upstream_on_connect(struct upconn *u, struct io_uring_cqe *cqe)
@@ -223,7 +249,9 @@ void upstream_on_connect(struct upconn *u, struct io_uring_cqe *cqe)
         return;
     }
     arm_recv(u);
-    if (u->st)
+    if (u->h2)
+        uh2_connected(u->h2);
+    else if (u->st)
         start_request(u);
 }
 
@@ -232,6 +260,10 @@ void upstream_on_send(struct upconn *u, struct io_uring_cqe *cqe)
     u->inflight--;
     if (u->closing) {
         maybe_free(u);
+        return;
+    }
+    if (u->h2) {
+        uh2_on_send(u->h2, cqe->res);
         return;
     }
     struct stream *st = u->st;
@@ -392,6 +424,10 @@ static ssize_t feed_body(struct upconn *u, const char *p, size_t n)
 
 static void on_data(struct upconn *u, const char *p, size_t n)
 {
+    if (u->h2) {
+        uh2_on_data(u->h2, p, n);
+        return;
+    }
     if (!u->st) {
         /* Bytes on an idle connection: the backend is confused; drop it. */
         log_debug("backend %s: %zu unexpected bytes on an idle connection", u->pool->be->name, n);
@@ -418,7 +454,7 @@ static void on_data(struct upconn *u, const char *p, size_t n)
 
 static void on_eof(struct upconn *u, int res)
 {
-    if (!u->st) {
+    if (!u->st || u->h2) {
         close_u(u, false);
         return;
     }
@@ -483,6 +519,10 @@ void upstream_on_close(struct upconn *u, struct io_uring_cqe *cqe)
 
 void upstream_release(struct upconn *u, bool cancel)
 {
+    if (u->virt) {
+        uh2_release(u, cancel);
+        return;
+    }
     struct worker *w = u->w;
     if (u->closing)
         return;
@@ -508,6 +548,10 @@ void upstream_release(struct upconn *u, bool cancel)
 
 void upstream_pause(struct upconn *u)
 {
+    if (u->virt) {
+        uh2_pause(u);
+        return;
+    }
     if (u->paused || u->closing)
         return;
     u->paused = true;
@@ -520,6 +564,10 @@ void upstream_pause(struct upconn *u)
 
 void upstream_resume(struct upconn *u)
 {
+    if (u->virt) {
+        uh2_resume(u);
+        return;
+    }
     if (!u->paused)
         return;
     u->paused = false;

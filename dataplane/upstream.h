@@ -53,11 +53,13 @@ struct backend_pool {
     int shm_idx;           /* its entry in the shared backend table (balance.c), -1 = none */
     uint64_t name_hash;    /* for rendezvous hashing (balance.c) */
     struct list_node idle; /* most recently used first */
+    struct list_node h2s;  /* HTTP/2 sessions (upstream_h2.c) */
     uint32_t nidle;
     uint32_t nconns;
 };
 
 struct stream;
+struct uh2;
 
 struct upconn {
     struct tw_entry timer;
@@ -85,9 +87,24 @@ struct upconn {
     struct iovec iov[2];
     struct msghdr msg;
     struct __kernel_timespec connect_ts;
+    /* HTTP/2 (upstream_h2.c): a session's transport (h2 set, virt false),
+     * or one request's stream on a session (virt: no socket). */
+    struct uh2 *h2;
+    bool virt;
+    bool h2_open;         /* virt: its stream is open at the backend */
+    int32_t sid;          /* virt: stream id, -1 until submitted */
+    uint32_t unconsumed;  /* virt: DATA bytes not yet acknowledged (paused) */
+    uint16_t status;      /* virt: the response's :status */
+    uint32_t nhdrs;       /* virt: response fields gathered in hbuf */
+    struct h1_header *hdrs;
 };
 
 int upstream_pools_init(struct worker *w);
+/* A new connection to <pool>'s backend with no stream (an HTTP/2 session's
+ * transport: upstream_h2.c), connecting; NULL with errno. */
+struct upconn *upstream_connect(struct worker *w, struct backend_pool *pool);
+/* Closes a transport (its session's streams fail). */
+void upstream_close(struct upconn *u);
 void upstream_pools_close(struct worker *w);
 
 /* Attaches a connection to <st> and sends its request (or starts the

@@ -59,6 +59,7 @@ struct config_backend {
     uint32_t max_inflight; /* concurrent requests it may ever have from the node; 0 = no cap */
     uint32_t priority;     /* fallback order: lower first (0..100) */
     uint32_t agent_port;   /* python/gpu_agent.py on its host; 0 = none */
+    bool http2;                         /* h2c with prior knowledge (upstream_h2.c) */
     char group[CONFIG_NAME_MAX];        /* the GPU it shares; "" = its own */
     char tf_model[CONFIG_NAME_MAX * 2]; /* tfserving-rest: NAME in :predict, "" = requested */
     char tf_signature[CONFIG_NAME_MAX];

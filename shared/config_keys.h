@@ -211,6 +211,8 @@ X(S_BACKEND, "backend *", "url", CFG_STR, "", config_backend, url, 0, 0, 0,     
 X(S_BACKEND, "backend *", "kind", CFG_ENUM, "openai", config_backend, kind, 0, 0, 0,               \
   "backend protocol: openai (vLLM and other OpenAI-compatible servers), ollama, or "              \
   "tfserving-rest (TensorFlow Serving's REST :predict)")                                           \
+X(S_BACKEND, "backend *", "http2", CFG_BOOL, "false", config_backend, http2, 0, 0, 0,              \
+  "speak HTTP/2 to it (h2c, prior knowledge): its requests share a few connections")              \
 X(S_BACKEND, "backend *", "group", CFG_TEXT, "", config_backend, group, 0, 0, 0,                    \
   "the GPU it shares with other backends (same name = same GPU): failover and continuation "      \
   "prefer another group; empty = its own")                                                         \

@@ -21,6 +21,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The JS client test (tests/integration/test_js_clients.py) runs the npm
+# packages `ollama` and `openai`, pinned in tests/js/package-lock.json, on
+# Node.js.  Without node or the npm registry it skips; the rest still runs.
+if ! command -v node >/dev/null 2>&1; then
+    echo "tests/run.sh: installing nodejs npm"
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm; } ||
+        echo "tests/run.sh: WARNING: could not install nodejs npm; test_js_clients will be skipped" >&2
+fi
+if command -v npm >/dev/null 2>&1; then
+    (cd tests/js && timeout 300 npm ci --no-audit --no-fund --prefer-offline) ||
+        echo "tests/run.sh: WARNING: npm ci in tests/js failed (no npm registry?);" \
+             "test_js_clients will be skipped" >&2
+else
+    echo "tests/run.sh: WARNING: npm not found; test_js_clients will be skipped" >&2
+fi
+
 BUILD=${BUILD:-build-test}
 if [ ! -f "$BUILD/build.ninja" ]; then
     CC=clang meson setup "$BUILD" -Db_sanitize=address,undefined -Db_lundef=false \

@@ -266,7 +266,7 @@ Test(config_schema, entries_are_complete_and_unique)
             cr_assert(strcmp(o->section, k->section) != 0 || strcmp(o->name, k->name) != 0,
                       "%s.%s twice", k->section, k->name);
     }
-    cr_assert_eq(n, 102);
+    cr_assert_eq(n, 103);
 }
 
 static char *print_schema(bool markdown)
