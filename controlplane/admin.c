@@ -1,8 +1,10 @@
 /* admin — see admin.h. */
 #include "shared/clock.h"
 #include "controlplane/admin.h"
+#include "controlplane/qos.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +116,17 @@ static void status_json(struct admin *a, const struct metrics_snapshot *s, struc
                     (unsigned long long)atomic_load_explicit(&sl->c.tokens, memory_order_relaxed));
         first = false;
     }
-    sbuf_puts(b, "]}\n");
+    sbuf_puts(b, "]");
+    if (a->qos) {
+        /* the QoS policies' current window values */
+        json_t *q = qos_status_json(a->qos);
+        char *t = q ? json_dumps(q, JSON_COMPACT) : NULL;
+        json_decref(q);
+        if (t)
+            sbuf_printf(b, ",\"qos\":%s", t);
+        free(t);
+    }
+    sbuf_puts(b, "}\n");
 }
 
 static void handle(struct admin *a, struct admin_conn *c, const struct h1_request *req)
@@ -144,6 +156,8 @@ static void handle(struct admin *a, struct admin_conn *c, const struct h1_reques
     if (PATH_IS("/metrics")) {
         metrics_render(&snap, &body);
         metrics_render_backends(a->shm, a->cfg, clock_mono_ms(), &body);
+        if (a->qos)
+            qos_metrics(a->qos, &body);
         respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.p ? body.p : "",
                 body.len);
     } else if (PATH_IS("/healthz")) {

@@ -19,6 +19,8 @@
 
 struct admin_conn;
 
+struct qos;
+
 struct admin {
     int listen_fd;
     int ep;
@@ -27,6 +29,7 @@ struct admin {
     unsigned nworkers;
     uint64_t started_ms;
     struct admin_conn *conns[ADMIN_MAX_CONNS];
+    const struct qos *qos; /* its metrics and /status part; NULL = none */
 };
 
 /* Registers the listener with <ep>.  0 or -errno. */

@@ -17,6 +17,7 @@
 #include "controlplane/ctl.h"
 #include "controlplane/health.h"
 #include "controlplane/rollout_state.h"
+#include "controlplane/webhook.h"
 #include "shared/log.h"
 
 #define POLL_MS             20   /* rings drained, node gauges sampled */
@@ -44,6 +45,7 @@ int cp_rollout_set(struct cp *cp, unsigned feature, unsigned percent, const char
                  cp->cfg->state_dir, strerror(-ret));
     else
         cp->state_error[0] = '\0';
+    qos_rollout_changed(&cp->qos, feature, was, percent, who);
     char line[256];
     snprintf(line, sizeof line, "%s rollout set %s %u -> %u%s", who,
              rollout_name((enum rollout_feature)feature), was, percent,
@@ -161,12 +163,18 @@ static void gov_tick(struct cp *cp)
     cp->gov_updates++;
 }
 
+static void qos_sink(void *ctx, const struct ev_rec *ev)
+{
+    qos_on_event(ctx, ev);
+}
+
 void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int admin_fd,
                   unsigned nworkers, const char *config_path)
 {
     static struct admin admin;
     static struct ctl ctl;
     static struct health health;
+    static struct webhook webhook;
     struct cp *cp = &cp_state;
     log_init("control", -1, (enum log_level)cfg->log_level);
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -211,6 +219,14 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
     }
     take_lease(shm);
     load_rollout(cp);
+    webhook_init(&webhook, ep, cfg);
+    if (qos_init(&cp->qos, cp, &webhook) < 0) {
+        log_error("control plane: out of memory");
+        _exit(1);
+    }
+    cp->view.sink = qos_sink;
+    cp->view.sink_ctx = &cp->qos;
+    admin.qos = &cp->qos;
     gov_setup(cp);
     budget_init(&cp->budget, cp->started_ms);
 
@@ -243,6 +259,8 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
                         admin_close_all(&admin);
                         ctl_close(&ctl);
                         health_close(&health);
+                        webhook_close(&webhook);
+                        qos_free(&cp->qos);
                         view_free(&cp->view);
                         close(ep);
                         close(sfd);
@@ -251,6 +269,8 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
                 }
             } else if (tag == TAG_CTL) {
                 ctl_poll(&ctl, now);
+            } else if (webhook_owns(&webhook, tag)) {
+                webhook_on_event(&webhook);
             } else if (health_owns(&health, tag)) {
                 health_on_event(&health, tag, evs[i].events);
             } else {
@@ -259,6 +279,8 @@ void control_main(const struct config *cfg, struct shm *shm, int slot_idx, int a
         }
         view_poll(&cp->view, now);
         health_poll(&health, now);
+        qos_poll(&cp->qos, now);
+        webhook_poll(&webhook, now);
         if (now >= next_gov) {
             gov_tick(cp);
             budget_tick(&cp->budget, shm, now);

@@ -15,6 +15,7 @@
 
 #include "controlplane/budget.h"
 #include "controlplane/governor.h"
+#include "controlplane/qos.h"
 #include "controlplane/view.h"
 #include "shared/config.h"
 #include "shared/shm.h"
@@ -32,6 +33,7 @@ struct cp {
     uint64_t gov_updates;
     struct budget_state budget;
     char state_error[256]; /* why the rollout state could not be loaded or saved */
+    struct qos qos;
 };
 
 /* Applies a rollout change: table, state file, audit line.  0, or -errno

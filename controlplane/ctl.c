@@ -482,6 +482,12 @@ static json_t *execute(struct ctl *c, struct ctl_conn *k, const char **argv, siz
         return ok(json_pack("{s:o}", "tenants", tenants_arr(cp)));
     if (strcmp(cmd, "backends") == 0)
         return ok(json_pack("{s:o}", "backends", backends_arr(cp)));
+    if (strcmp(cmd, "qos") == 0)
+        return ok(qos_status_json(&cp->qos));
+    if (strcmp(cmd, "events") == 0) {
+        unsigned n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 20;
+        return ok(json_pack("{s:o}", "events", qos_events_json(&cp->qos, n ? n : 20)));
+    }
     if (strcmp(cmd, "drain") == 0) {
         char who[96];
         snprintf(who, sizeof who, "uid=%u pid=%d drain", (unsigned)k->cred.uid, (int)k->cred.pid);

@@ -42,6 +42,8 @@ static const char usage_text[] =
     "  drain                       stop taking streams, finish the open ones, exit\n"
     "  reload                      check the config file, then load it\n"
     "  cancel STREAM_ID            end one stream (its SSE id before ':')\n"
+    "  qos                         service levels: each policy's value, state, actions in force\n"
+    "  events [N]                  the last N remediation decisions (default 20), why each\n"
     "The socket is --socket, else [server] control_socket of --config, else\n"
     "/run/sluice/control.sock.  Exit: 0 done, 1 refused, 2 usage, 3 no control\n"
     "plane, 4 protocol error.\n";
@@ -382,6 +384,43 @@ int main(int argc, char **argv)
                    models && *models   ? models
                    : listed && *listed ? listed
                                        : "(any)");
+        }
+    } else if (strcmp(cmd, "qos") == 0) {
+        size_t k;
+        json_t *p;
+        printf("%s, evaluated every %lld ms; node limit %s, shedding %lld %%\n",
+               json_is_true(json_object_get(d, "observe_only")) ? "observe only" : "acting",
+               geti(d, "interval_ms"), geti(d, "qos_limit") ? "set" : "not set",
+               geti(d, "shed_pct"));
+        printf("  %-20s %-22s %-18s %12s %12s %-9s %6s %10s\n", "POLICY", "SCOPE", "METRIC",
+               "VALUE", "THRESHOLD", "STATE", "STEP", "VIOLATIONS");
+        json_array_foreach (json_object_get(d, "policies"), k, p) {
+            json_t *v = json_object_get(p, "value");
+            char val[32] = "-";
+            if (json_is_number(v))
+                snprintf(val, sizeof val, "%.4g", json_number_value(v));
+            printf("  %-20s %-22s %-18s %12s %12.4g %-9s %3lld/%-2lld %10lld\n",
+                   json_string_value(json_object_get(p, "policy")),
+                   json_string_value(json_object_get(p, "scope")),
+                   json_string_value(json_object_get(p, "metric")), val,
+                   json_number_value(json_object_get(p, "threshold")),
+                   json_string_value(json_object_get(p, "state")), geti(p, "level"),
+                   geti(p, "actions"), geti(p, "violations"));
+        }
+        json_array_foreach (json_object_get(d, "rollback_watch"), k, p) {
+            printf("  watching rollout %s %lld -> %lld %%: new path %lld/%lld failed, old %lld/%lld\n",
+                   json_string_value(json_object_get(p, "feature")), geti(p, "was"),
+                   geti(p, "now"), geti(p, "new_failed"), geti(p, "new_requests"),
+                   geti(p, "old_failed"), geti(p, "old_requests"));
+        }
+    } else if (strcmp(cmd, "events") == 0) {
+        size_t k;
+        json_t *e;
+        json_array_foreach (json_object_get(d, "events"), k, e) {
+            char *line = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (line)
+                puts(line);
+            free(line);
         }
     } else if (strcmp(cmd, "drain") == 0) {
         printf("draining: open streams finish, new ones are refused, then sluice exits\n");

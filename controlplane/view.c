@@ -33,6 +33,8 @@ static void on_event(struct view *v, unsigned slot, const struct ev_rec *ev)
     if (ev->type == EV_NONE || ev->type >= EV_TYPE_COUNT)
         return; /* not ours to interpret */
     v->events[ev->type]++;
+    if (v->sink)
+        v->sink(v->sink_ctx, ev);
     switch (ev->type) {
     case EV_FIRST_TOKEN: {
         uint32_t us = ev->value > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->value;

@@ -37,6 +37,9 @@ struct view_second {
 
 struct view {
     struct shm *shm;
+    /* Every stream event is also handed here (the QoS windows), if set. */
+    void (*sink)(void *ctx, const struct ev_rec *ev);
+    void *sink_ctx;
     uint64_t overdue_us; /* the value an overdue stream counts as */
     /* the governor's current interval: backend TTFT (admission to first
      * token) of the streams whose first token came in it, and of those

@@ -94,11 +94,13 @@ static void stream_event(struct stream *st, uint8_t type, uint8_t reason, uint32
         .reason = reason,
         .tenant = st->tenant,
         .status = st->status,
-        .backend = 0,
+        .backend = st->bk_counted || st->pool ? st->bk : 0,
         .count = count,
         .worker = w->id,
         .value = value,
         .t_ms = w->now_ms,
+        .features = st->features,
+        .flags = st->end_flags,
     };
     memcpy(ev.stream, st->id, sizeof ev.stream);
     adm_event(w, &ev);
@@ -143,6 +145,9 @@ static int tenant_check(struct stream *st)
         return 0;
     struct shm_tenant *t = tenant_of(w, st->tenant);
     uint32_t lim = atomic_load_explicit(&t->conc_limit, memory_order_relaxed);
+    uint32_t cap = atomic_load_explicit(&t->qos_cap, memory_order_relaxed); /* a QoS throttle */
+    if (cap && (!lim || cap < lim))
+        lim = cap;
     if (lim && shm_node_tenant_streams(w->shm, st->tenant) >= lim) {
         st->retry_after_s = 1;
         reject(st, REJ_TENANT_STREAMS);
@@ -216,9 +221,19 @@ static uint32_t queue_retry_s(struct worker *w)
     return 1 + x % 3;
 }
 
-static bool node_has_room(struct worker *w)
+/* The governor's limit binds the streams in its rollout; a QoS
+ * lower_limit binds every stream. */
+static uint32_t node_limit(const struct worker *w, bool governed)
 {
-    uint32_t lim = atomic_load_explicit(&w->shm->seg->tables.admit_limit, memory_order_relaxed);
+    const struct shm_tables *tb = &w->shm->seg->tables;
+    uint32_t lim = governed ? atomic_load_explicit(&tb->admit_limit, memory_order_relaxed) : 0;
+    uint32_t q = atomic_load_explicit(&tb->qos_limit, memory_order_relaxed);
+    return q && (!lim || q < lim) ? q : lim;
+}
+
+static bool node_has_room(struct worker *w, bool governed)
+{
+    uint32_t lim = node_limit(w, governed);
     return !lim || shm_node_admitted(w->shm) < lim;
 }
 
@@ -260,11 +275,19 @@ int adm_begin(struct stream *st, uint32_t max_tokens, uint32_t cost)
         uint32_t dflt = atomic_load_explicit(&t->default_max_tokens, memory_order_relaxed);
         st->want_tokens = max_tokens ? max_tokens : dflt;
     }
+    uint32_t shed = atomic_load_explicit(&tb->qos_shed_pct, memory_order_relaxed);
+    if (shed && rollout_bucket(FEAT_QOS_MONITORING, st->id, STREAM_ID_LEN) < shed) {
+        /* a QoS policy sheds this share of new requests */
+        st->retry_after_s = 1;
+        reject(st, REJ_QOS_SHED);
+        return -API_ERR_OVERLOADED;
+    }
     int ret = tenant_check(st);
     if (ret < 0)
         return ret;
-    st->governed = (st->features >> FEAT_ADAPTIVE_GOVERNOR) & 1;
-    if (st->governed && (aq_len(&w->aq) || !node_has_room(w))) {
+    st->governed = ((st->features >> FEAT_ADAPTIVE_GOVERNOR) & 1) ||
+                   atomic_load_explicit(&tb->qos_limit, memory_order_relaxed);
+    if (st->governed && (aq_len(&w->aq) || !node_has_room(w, st->features & 1u << FEAT_ADAPTIVE_GOVERNOR))) {
         if (!w->cfg->queue_max || aq_push(&w->aq, &st->aq, cost, w->now_ms) < 0) {
             st->retry_after_s = queue_retry_s(w);
             reject(st, REJ_QUEUE_FULL);
@@ -376,12 +399,15 @@ void adm_charge_all(struct stream *st, uint32_t tokens)
 
 void adm_first_token(struct stream *st, uint64_t ttft_us)
 {
-    (void)ttft_us; /* the client's; the governor steers on the backend's */
     if (!st->admitted)
         return;
     if (list_linked(&st->ft_node))
         list_del(&st->ft_node);
-    stream_event(st, EV_FIRST_TOKEN, st->overdue ? 1 : 0, 0, (clock_mono_ns() - st->adm_ns) / 1000);
+    /* The governor steers on the backend's TTFT (value); service levels
+     * are the client's (count). */
+    stream_event(st, EV_FIRST_TOKEN, st->overdue ? 1 : 0,
+                 ttft_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ttft_us,
+                 (clock_mono_ns() - st->adm_ns) / 1000);
 }
 
 void adm_on_overdue_timer(struct worker *w)
@@ -432,7 +458,7 @@ void adm_pump(struct worker *w)
         queue_gauge(w);
         stream_admission_failed(st, API_ERR_QUEUE_TIMEOUT);
     }
-    while (aq_len(&w->aq) && node_has_room(w)) {
+    while (aq_len(&w->aq) && node_has_room(w, true)) {
         e = aq_pop(&w->aq, w->now_ms);
         struct stream *st = container_of(e, struct stream, aq);
         queue_gauge(w);

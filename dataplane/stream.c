@@ -1,6 +1,7 @@
 /* stream — see stream.h. */
 #include "shared/clock.h"
 #include "dataplane/stream.h"
+#include "shared/events.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -383,6 +384,9 @@ void stream_fail(struct stream *st, int err, const char *detail)
     if (st->failing)
         return;
     st->failing = true;
+    st->end_flags |= err == API_ERR_SLOW_CONSUMER ? EVF_SLOW
+                     : err == API_ERR_CANCELLED || err == API_ERR_TENANT_EXHAUSTED ? 0
+                                                                                     : EVF_FAILED;
     finish(st, true);
     sev_drop_partial(st);
     if (!st->head_committed) {
@@ -550,6 +554,8 @@ void stream_on_upstream_error(struct stream *st, int api_err)
 
 void stream_on_client_gone(struct stream *st)
 {
+    if (st->phase != SP_DONE)
+        st->end_flags |= EVF_GONE;
     finish(st, true);
 }
 
@@ -557,6 +563,8 @@ void stream_release(struct stream *st, bool gone)
 {
     if (st->rt && resume_detach(st))
         return;
+    if (gone && st->phase != SP_DONE)
+        st->end_flags |= EVF_GONE;
     if (gone)
         finish(st, true);
     stream_free(st);

@@ -147,6 +147,7 @@ struct stream {
     bool governed;            /* subject to the governor's limit (adaptive_governor) */
     bool budgeted;            /* its tenant has a token budget */
     bool overdue;             /* reported: no first token target_ttft_ms after admission */
+    uint8_t end_flags;        /* EVF_*: how it ended, for the QoS windows */
 };
 
 /* Creates the stream for the client's current request and starts it (pool

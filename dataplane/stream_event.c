@@ -195,7 +195,9 @@ static void count_token(struct stream *st)
             adm_first_token(st, (now - st->t0_ns) / 1000);
         }
     } else {
-        hist_record(&w->slot->c.itl, &hist_itl_bounds, (now - st->t_last_ns) / 1000);
+        uint64_t gap_us = (now - st->t_last_ns) / 1000;
+        hist_record(&w->slot->c.itl, &hist_itl_bounds, gap_us);
+        sketch_record(&w->slot->itl_win, w->now_ms / w->cfg->qos_interval_ms, gap_us);
     }
     st->t_last_ns = now;
     st->tokens++;

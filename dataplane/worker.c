@@ -381,6 +381,8 @@ void worker_main(const struct config *cfg, struct shm *shm, int slot_idx, unsign
 
     for (;;) {
         w.now_ms = clock_mono_ms();
+        /* An idle worker's gap window still completes each interval. */
+        sketch_advance(&w.slot->itl_win, w.now_ms / cfg->qos_interval_ms);
         tw_advance(&w.tw, w.now_ms, on_timer, &w);
         if (w.draining) {
             if (w.nconns == 0 && !resume_holding(&w)) {

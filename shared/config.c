@@ -20,12 +20,12 @@
 
 const char *const config_section_names[S_COUNT] = {
     "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
-    "stream", "buffers", "auth",  "governor", "backend",   "tenant",
+    "stream", "buffers", "auth",  "governor", "backend",   "tenant", "qos", "slo",
 };
 
 bool config_section_repeats(enum section s)
 {
-    return s == S_BACKEND || s == S_TENANT;
+    return s == S_BACKEND || s == S_TENANT || s == S_SLO;
 }
 
 #define PUBLIC_ENTRY(sec, secname, key, type, def, base, field, min, max, flags, help)             \
@@ -53,8 +53,9 @@ static const char *const tls_version_names[] = {"1.2", "1.3"};
 static const char *const balance_names[] = {"least_outstanding", "round_robin"};
 
 /* The names a CFG_ENUM key takes. */
-static const char *const *enum_names(enum section sec, size_t *n)
+static const char *const *enum_names(int k, size_t *n)
 {
+    enum section sec = config_key_impl[k].sec;
     if (sec == S_SERVER) {
         *n = sizeof tls_version_names / sizeof *tls_version_names;
         return tls_version_names;
@@ -67,6 +68,9 @@ static const char *const *enum_names(enum section sec, size_t *n)
         *n = sizeof balance_names / sizeof *balance_names;
         return balance_names;
     }
+    if (sec == S_SLO)
+        return strcmp(config_key_schema[k].name, "metric") == 0 ? slo_metric_names(n)
+                                                                 : slo_severity_names(n);
     *n = sizeof backend_kind_names / sizeof *backend_kind_names;
     return backend_kind_names;
 }
@@ -85,6 +89,32 @@ int config_key_index(enum section sec, const char *name)
 }
 
 /* ---- applying one value through the schema ---- */
+
+/* [qos] webhook: http://HOST[:PORT] as a backend's url, then its path. */
+static int webhook_url(const char *val, struct config *cfg, char *why, size_t why_len)
+{
+    if (!*val) {
+        memset(&cfg->qos_webhook, 0, sizeof cfg->qos_webhook); /* none */
+        cfg->qos_webhook_path[0] = '\0';
+        return 0;
+    }
+    const char *sep = strstr(val, "://");
+    size_t base_len = sep ? (size_t)(sep + 3 - val) + strcspn(sep + 3, "/?#") : strlen(val);
+    char base[sizeof cfg->qos_webhook.url];
+    if (base_len >= sizeof base || strlen(val + base_len) >= sizeof cfg->qos_webhook_path) {
+        cfgval_why(why, why_len, "is too long");
+        return -EINVAL;
+    }
+    memcpy(base, val, base_len);
+    base[base_len] = '\0';
+    int rc = cfgval_url(base, &cfg->qos_webhook, why, why_len);
+    if (rc < 0)
+        return rc;
+    snprintf(cfg->qos_webhook_path, sizeof cfg->qos_webhook_path, "%s",
+             val[base_len] == '/' ? val + base_len : "/");
+    snprintf(cfg->qos_webhook.url, sizeof cfg->qos_webhook.url, "%s", val);
+    return 0;
+}
 
 /* "16KiB" rather than "16384" where the number is a whole unit. */
 static void fmt_size(char *buf, size_t len, uint64_t v)
@@ -232,7 +262,7 @@ int config_apply_value(int k, void *base, const char *val, char *why, size_t why
     }
     case CFG_ENUM: {
         size_t nn;
-        const char *const *names = enum_names(ki->sec, &nn);
+        const char *const *names = enum_names(k, &nn);
         int e = match_name(val, names, nn);
         if (e < 0) {
             char list[128] = "";
@@ -276,7 +306,20 @@ int config_apply_value(int k, void *base, const char *val, char *why, size_t why
         return 0;
     }
     case CFG_STR:
+        /* a backend's url, or [qos] webhook: a URL with a path */
+        if (ki->sec == S_QOS)
+            return webhook_url(val, base, why, why_len);
         return cfgval_url(val, (struct config_backend *)base, why, why_len);
+    case CFG_ACTIONS: {
+        struct config_slo *o = base;
+        if (strlen(val) >= sizeof o->actions_text) {
+            cfgval_why(why, why_len, "is too long (at most %zu bytes)",
+                       sizeof o->actions_text - 1);
+            return -EINVAL;
+        }
+        snprintf(o->actions_text, sizeof o->actions_text, "%s", val);
+        return slo_actions_parse(val, o->actions, &o->n_actions, why, why_len);
+    }
     case CFG_HEX256: {
         struct config_tenant *t = base;
         rc = cfgval_hex256(val, t->key_sha256, why, why_len);

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "shared/slo_spec.h"
+
 #define CONFIG_NAME_MAX        64  /* backend and tenant names, incl. NUL */
 #define CONFIG_HOST_MAX        256 /* backend host as written, incl. NUL */
 #define CONFIG_MAX_BACKENDS    64
@@ -33,6 +35,7 @@
 #define CONFIG_ERROR_LEN       320
 #define CONFIG_MAX_WORKERS     256
 #define CONFIG_MAX_HEADERS_CAP 256 /* hard cap for [http] max_headers */
+#define CONFIG_MAX_SLOS        32
 
 /* A socket address as written ("0.0.0.0:8080", "[::1]:9090"), resolved. */
 struct config_addr {
@@ -96,6 +99,23 @@ struct config_tenant {
     uint64_t tokens_per_minute;  /* token budget, 0 = none */
     uint32_t default_max_tokens; /* reserved when a request names no max_tokens */
     bool priority;               /* may use the capacity [upstream] reserve keeps */
+    unsigned line;
+};
+
+/* A service level and what to do when it is missed ([slo NAME], qos.c). */
+struct config_slo {
+    char name[CONFIG_NAME_MAX];
+    char tenant[CONFIG_NAME_MAX];  /* a tenant, "*" = each tenant, "" = the node */
+    char backend[CONFIG_NAME_MAX]; /* a backend's requests only; "" = all */
+    int metric;                    /* enum slo_metric */
+    double threshold;              /* ms for latencies, a fraction for rates, a count */
+    uint32_t window_ms;            /* the sliding window it is evaluated over */
+    int severity;                  /* enum slo_severity */
+    char actions_text[512];
+    struct slo_action actions[SLO_MAX_ACTIONS];
+    uint8_t n_actions;
+    uint32_t cooldown_ms; /* between actions, unless an action names its own */
+    uint32_t hold_ms;     /* healthy this long before one action is undone */
     unsigned line;
 };
 
@@ -204,6 +224,20 @@ struct config {
     struct config_tenant *tenants;
     unsigned n_tenants;
 
+    /* [qos] and [slo NAME] */
+    uint32_t qos_interval_ms;   /* evaluate_interval: 10 s */
+    bool qos_observe_only;      /* decisions logged and counted, nothing changed */
+    struct config_backend qos_webhook; /* url "" = none */
+    char qos_webhook_path[256];
+    uint32_t qos_webhook_timeout_ms;
+    uint32_t qos_webhook_retries;
+    uint32_t qos_loop_max;       /* apply+undo cycles of one policy ... */
+    uint32_t qos_loop_window_ms; /* ... within this window freeze it */
+    double qos_rollback_error_rate;  /* a rollout's new path past this: rolled back */
+    uint32_t qos_rollback_min_requests;
+    struct config_slo slos[CONFIG_MAX_SLOS];
+    unsigned n_slos;
+
     char path[PATH_MAX]; /* file it came from, "" for defaults */
 };
 
@@ -227,6 +261,7 @@ enum config_type {
     CFG_HEX256, /* 64 hex digits */
     CFG_DOUBLE, /* a non-negative decimal number: 0.35, 200 */
     CFG_TEXT,   /* a plain string */
+    CFG_ACTIONS, /* a QoS policy's action list (slo_spec.h) */
 };
 
 struct config_key {

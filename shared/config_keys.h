@@ -30,6 +30,8 @@ enum section {
     S_GOVERNOR,
     S_BACKEND,
     S_TENANT,
+    S_QOS,
+    S_SLO,
     S_COUNT,
     S_NONE, /* before the first section header */
     S_SKIP, /* inside a section that was refused: its keys are ignored */
@@ -272,7 +274,46 @@ X(S_TENANT, "tenant *", "tokens_per_minute", CFG_UINT, "0", config_tenant, token
 X(S_TENANT, "tenant *", "default_max_tokens", CFG_UINT, "1024", config_tenant, default_max_tokens,  \
   1, 10000000, 0, "tokens reserved at admission for a request without max_tokens")                \
 X(S_TENANT, "tenant *", "priority", CFG_BOOL, "false", config_tenant, priority, 0, 0, 0,           \
-  "may use the share of each backend's max_inflight kept by [upstream] reserve")
+  "may use the share of each backend's max_inflight kept by [upstream] reserve")                  \
+X(S_QOS, "qos", "evaluate_interval", CFG_DURATION, "10s", config, qos_interval_ms, 100, 3600000, 0, \
+  "how often every [slo] is evaluated over its window")                                            \
+X(S_QOS, "qos", "observe_only", CFG_BOOL, "false", config, qos_observe_only, 0, 0, 0,               \
+  "log and count every remediation decision, change nothing (also: qos_monitoring below 100 %)")  \
+X(S_QOS, "qos", "webhook", CFG_STR, "", config, qos_webhook, 0, 0, 0,                               \
+  "http://HOST[:PORT]/PATH that alerts are POSTed to as JSON; empty = log lines only")            \
+X(S_QOS, "qos", "webhook_timeout", CFG_DURATION, "2s", config, qos_webhook_timeout_ms, 1, 60000, 0, \
+  "how long one webhook attempt may take")                                                         \
+X(S_QOS, "qos", "webhook_retries", CFG_UINT, "3", config, qos_webhook_retries, 0, 10, 0,            \
+  "further attempts of a failed webhook POST (1 s, 2 s, 4 s ... apart)")                           \
+X(S_QOS, "qos", "loop_max", CFG_UINT, "3", config, qos_loop_max, 1, 1000, 0,                        \
+  "a policy whose action is applied and undone more times than this within loop_window freezes")  \
+X(S_QOS, "qos", "loop_window", CFG_DURATION, "10m", config, qos_loop_window_ms, 1000, 86400000, 0,  \
+  "the window of loop detection")                                                                  \
+X(S_QOS, "qos", "rollback_error_rate", CFG_DOUBLE, "0.001", config, qos_rollback_error_rate, 0, 1, \
+  0, "error rate of a rollout's new path past which the rollout is undone (0.001 = 0.1 %)")       \
+X(S_QOS, "qos", "rollback_min_requests", CFG_UINT, "100", config, qos_rollback_min_requests, 1,    \
+  10000000, 0, "requests on the new path before its error rate is judged")                        \
+X(S_SLO, "slo *", "tenant", CFG_TEXT, "", config_slo, tenant, 0, 0, 0,                              \
+  "the tenant it holds for, * = each tenant on its own; empty = the whole node")                  \
+X(S_SLO, "slo *", "backend", CFG_TEXT, "", config_slo, backend, 0, 0, 0,                            \
+  "only requests served by this backend; empty = all")                                             \
+X(S_SLO, "slo *", "metric", CFG_ENUM, "", config_slo, metric, 0, 0, 0,                              \
+  "required: ttft_p50, ttft_p95, ttft_p99, itl_p99 (ms), error_rate, reject_rate, "                \
+  "disconnect_rate, slow_consumer_rate (fractions), queue_depth (requests)")                       \
+X(S_SLO, "slo *", "threshold", CFG_DOUBLE, "", config_slo, threshold, 0, 0, 0,                      \
+  "required: breached above this (ms for latencies, 0.01 = 1 % for rates)")                        \
+X(S_SLO, "slo *", "window", CFG_DURATION, "60s", config_slo, window_ms, 1000, 3600000, 0,          \
+  "the sliding window the metric is computed over")                                                \
+X(S_SLO, "slo *", "severity", CFG_ENUM, "warning", config_slo, severity, 0, 0, 0,                   \
+  "info, warning or critical (in alerts and audit lines)")                                         \
+X(S_SLO, "slo *", "actions", CFG_ACTIONS, "alert", config_slo, actions_text, 0, 0, 0,               \
+  "what to do while it is breached, in order, one step per cooldown: lower_limit PCT, "           \
+  "throttle_tenant, disable_feature FEATURE, protocol_fallback, shed_load PCT, alert, safe_mode; " \
+  "each may add 'cooldown DURATION'")                                                              \
+X(S_SLO, "slo *", "cooldown", CFG_DURATION, "30s", config_slo, cooldown_ms, 100, 3600000, 0,       \
+  "wait after an action before the next one (unless the action names its own)")                    \
+X(S_SLO, "slo *", "hold", CFG_DURATION, "60s", config_slo, hold_ms, 100, 3600000, 0,               \
+  "healthy this long before the last action is undone (then again for the one before)")
 // clang-format on
 
 #define CONFIG_KEY_ONE(...) +1

@@ -148,6 +148,8 @@ static const char *section_label(const struct load_ctx *c, char *buf, size_t len
         snprintf(buf, len, "backend %s", c->cfg->backends[c->inst].name);
     else if (c->sec == S_TENANT)
         snprintf(buf, len, "tenant %s", c->cfg->tenants[c->inst].name);
+    else if (c->sec == S_SLO)
+        snprintf(buf, len, "slo %s", c->cfg->slos[c->inst].name);
     else
         snprintf(buf, len, "%s", config_section_names[c->sec]);
     return buf;
@@ -159,6 +161,8 @@ static void *section_base(const struct load_ctx *c)
         return &c->cfg->backends[c->inst];
     if (c->sec == S_TENANT)
         return &c->cfg->tenants[c->inst];
+    if (c->sec == S_SLO)
+        return &c->cfg->slos[c->inst];
     return c->cfg;
 }
 
@@ -180,6 +184,25 @@ static int new_instance(struct load_ctx *c, enum section sec, const char *name)
 {
     struct config *cfg = c->cfg;
     const char *what = config_section_names[sec];
+    if (sec == S_SLO) {
+        for (unsigned i = 0; i < cfg->n_slos; i++) {
+            if (strcmp(cfg->slos[i].name, name) == 0) {
+                err_at(c, c->lineno, "section [slo %s] given twice (first at line %u)", name,
+                       cfg->slos[i].line);
+                return -1;
+            }
+        }
+        if (cfg->n_slos >= CONFIG_MAX_SLOS) {
+            err_at(c, c->lineno, "too many [slo NAME] sections (at most %d)", CONFIG_MAX_SLOS);
+            return -1;
+        }
+        struct config_slo *o = &cfg->slos[cfg->n_slos];
+        memset(o, 0, sizeof *o);
+        memcpy(o->name, name, strlen(name) + 1);
+        o->line = c->lineno;
+        config_apply_defaults(sec, o);
+        return (int)cfg->n_slos++;
+    }
     unsigned n = sec == S_BACKEND ? cfg->n_backends : cfg->n_tenants;
     unsigned limit = sec == S_BACKEND ? CONFIG_MAX_BACKENDS : CONFIG_MAX_TENANTS;
 
@@ -305,6 +328,23 @@ static void end_section(struct load_ctx *c)
 {
     if (c->sec == S_BACKEND && !c->seen_inst[config_key_index(S_BACKEND, "url")])
         err_at(c, c->sec_line, "[backend %s] has no url", c->cfg->backends[c->inst].name);
+    if (c->sec == S_SLO) {
+        const struct config_slo *o = &c->cfg->slos[c->inst];
+        static const char *const required[] = {"metric", "threshold"};
+        for (size_t i = 0; i < 2; i++)
+            if (!c->seen_inst[config_key_index(S_SLO, required[i])])
+                err_at(c, c->sec_line, "[slo %s] has no %s", o->name, required[i]);
+        unsigned tl = c->seen_inst[config_key_index(S_SLO, "threshold")];
+        if (tl && !slo_metric_is_latency((unsigned)o->metric) && o->metric != SLO_QUEUE_DEPTH &&
+            o->threshold > 1)
+            err_at(c, tl, "[slo %s] threshold %g is a rate: at most 1 (0.01 = 1 %%)", o->name,
+                   o->threshold);
+        unsigned il = c->seen_inst[config_key_index(S_SLO, "metric")];
+        if (il && o->metric == SLO_ITL_P99 && (o->tenant[0] || o->backend[0]))
+            err_at(c, il, "[slo %s] itl_p99 is measured for the whole node only (no tenant, "
+                          "no backend)",
+                   o->name);
+    }
 }
 
 /* inih's rule: the first of <chars>, or an inline ';' after whitespace, or
@@ -585,6 +625,23 @@ static void check_whole(struct load_ctx *c)
                 break;
             }
         }
+    }
+    for (unsigned i = 0; i < cfg->n_slos; i++) {
+        /* A policy names tenants and backends that exist (the line of the
+         * section: the key's own line is not kept past its section). */
+        const struct config_slo *o = &cfg->slos[i];
+        bool found = !o->tenant[0] || strcmp(o->tenant, "*") == 0;
+        for (unsigned j = 0; j < cfg->n_tenants && !found; j++)
+            found = strcmp(cfg->tenants[j].name, o->tenant) == 0;
+        if (!found && strcmp(o->tenant, "default") != 0)
+            err_at(c, o->line, "[slo %s] tenant '%s' is not a [tenant NAME] (or * or default)",
+                   o->name, o->tenant);
+        found = !o->backend[0];
+        for (unsigned j = 0; j < cfg->n_backends && !found; j++)
+            found = strcmp(cfg->backends[j].name, o->backend) == 0;
+        if (!found)
+            err_at(c, o->line, "[slo %s] backend '%s' is not a [backend NAME]", o->name,
+                   o->backend);
     }
     for (unsigned i = 0; i < cfg->n_tenants; i++) {
         const struct config_tenant *t = &cfg->tenants[i];

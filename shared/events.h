@@ -28,9 +28,11 @@ enum ev_type {
     EV_NONE = 0,
     EV_ADMIT,         /* a stream was admitted (value = queue wait, us) */
     EV_FIRST_TOKEN,   /* value = backend TTFT in us (from admission); reason 1 = it was
-                         reported overdue before */
+                         reported overdue before; count = the client's TTFT in us
+                         (from the request, saturating) */
     EV_TOKENS,        /* a batch of tokens relayed (count) */
-    EV_END,           /* stream ended: status, count = tokens, value = duration us */
+    EV_END,           /* stream ended: status, flags (EVF_*), count = tokens, value =
+                         duration us */
     EV_BACKEND_ERROR, /* reason = enum api_error of the failure */
     EV_REJECT,        /* refused at admission: reason = enum ev_reject */
     EV_PONG,          /* answer to CMD_PING: value = the ping's sequence */
@@ -49,6 +51,7 @@ enum ev_reject {
     REJ_TENANT_EXHAUSTED, /* budget ran out while streaming: stream ended (429 event) */
     REJ_DRAINING,         /* node draining */
     REJ_BACKENDS_FULL,    /* every backend for the model at max_inflight (503, load shedding) */
+    REJ_QOS_SHED,         /* a QoS policy's shed_load (503) */
     REJ_COUNT,
 };
 
@@ -58,6 +61,7 @@ static inline const char *ev_reject_name(unsigned r)
     static const char *const names[REJ_COUNT] = {
         "queue_full",    "queue_timeout",    "queue_shed", "tenant_streams",
         "tenant_tokens", "tenant_exhausted", "draining",   "backends_full",
+        "qos_shed",
     };
     return r < REJ_COUNT ? names[r] : NULL;
 }
@@ -73,7 +77,14 @@ struct ev_rec {
     uint64_t value;                /* us, or a sequence (see the types) */
     uint64_t t_ms;                 /* CLOCK_MONOTONIC ms when it happened */
     char stream[EV_STREAM_ID_LEN]; /* not NUL-terminated when full */
+    uint8_t features;              /* the stream's rollout bits (bit per enum rollout_feature) */
+    uint8_t flags;                 /* EV_END: EVF_* */
 };
+
+/* How a stream ended, beyond its status (EV_END flags). */
+#define EVF_FAILED 0x01 /* ended by a failure (backend, timeout, internal), also mid-stream */
+#define EVF_GONE   0x02 /* the client left before the end */
+#define EVF_SLOW   0x04 /* cut: the client did not read (slow_consumer_timeout) */
 _Static_assert(sizeof(struct ev_rec) <= SHM_RING_REC_SIZE, "an event must fit a ring slot");
 
 enum cmd_type {

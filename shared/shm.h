@@ -31,6 +31,7 @@
 #include "shared/hist.h"
 #include "shared/rollout.h"
 #include "shared/shm_ring.h"
+#include "shared/sketch.h"
 
 #define SHM_MAGIC         0x31454349554c53ULL /* "SLUICE1" */
 #define SHM_VERSION       1
@@ -142,6 +143,9 @@ struct shm_ttft_label {
 
 struct shm_slot {
     struct shm_counters c;
+    /* Gaps between tokens, per QoS evaluation interval (sketch.h: this
+     * worker writes, the control plane collects each finished interval). */
+    struct sketch_win itl_win;
     struct shm_gauges g;
     struct shm_ttft_label ttft[SHM_TTFT_LABELS];
     /* Per tenant (index in the tenant table), written by the worker only:
@@ -167,6 +171,7 @@ struct shm_tenant {
     _Atomic uint32_t decay_ms;
     _Atomic uint32_t default_max_tokens;
     _Atomic uint32_t conc_limit;        /* effective stream limit now; 0 = none */
+    _Atomic uint32_t qos_cap;           /* a QoS throttle's stream limit (qos.c); 0 = none */
     _Atomic uint64_t tokens_per_minute; /* 0 = no budget */
     _Atomic int64_t tokens_avail;       /* the bucket; may dip below 0 by a batch */
 } __attribute__((aligned(64)));
@@ -210,6 +215,11 @@ struct shm_backend {
 struct shm_tables {
     _Atomic uint32_t admit_limit;         /* governor's node limit; 0 = not set yet */
     _Atomic uint32_t queue_budget_ms;     /* how long a request may wait for admission now */
+    /* QoS remediation (controlplane/qos.c), for every stream whatever its
+     * rollout: a node stream limit (0 = none) and a share of new requests
+     * refused (percent). */
+    _Atomic uint32_t qos_limit;
+    _Atomic uint32_t qos_shed_pct;
     _Atomic uint32_t rollout[FEAT_COUNT]; /* percent, 0..100 */
     _Atomic uint32_t rollout_loaded;      /* the control plane has applied its state file */
     _Atomic int32_t consumer_pid;         /* the control plane that owns the event rings */

@@ -251,7 +251,7 @@ Test(config_schema, entries_are_complete_and_unique)
 {
     static const char *const sections[] = {
         "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
-        "stream", "buffers", "auth",  "governor", "backend *", "tenant *"};
+        "stream", "buffers", "auth",  "governor", "backend *", "tenant *", "qos", "slo *"};
     unsigned n = 0;
     for (const struct config_key *k = config_schema(); k->section; k++, n++) {
         cr_assert_not_null(k->name);
@@ -266,7 +266,7 @@ Test(config_schema, entries_are_complete_and_unique)
             cr_assert(strcmp(o->section, k->section) != 0 || strcmp(o->name, k->name) != 0,
                       "%s.%s twice", k->section, k->name);
     }
-    cr_assert_eq(n, 103);
+    cr_assert_eq(n, 121);
 }
 
 static char *print_schema(bool markdown)
