@@ -1,5 +1,6 @@
 /* qos — see qos.h. */
 #include "controlplane/qos.h"
+#include "controlplane/qos_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,85 +21,6 @@
 #include "shared/sbuf.h"
 #include "shared/shm.h"
 #include "shared/sketch.h"
-
-#define MAX_BUCKETS   64  /* intervals a window may span */
-#define MAX_TARGETS   256 /* policy x scope pairs */
-#define EVENTS_KEPT   256 /* decisions `sluicectl events` can show */
-#define UNDO_HISTORY  16  /* undo times kept per target for loop detection */
-#define COLLECT_GRACE 1500 /* ms after an interval ends past which a silent worker is not awaited */
-
-enum scope_kind { SC_NODE = 0, SC_TENANT, SC_BACKEND };
-
-struct bucket {
-    uint64_t epoch; /* UINT64_MAX: unused */
-    uint32_t ended, failed, gone, slow, rejected;
-    uint32_t queue_peak;
-    struct sketch_snap ttft; /* the client's, ms -> us */
-    struct sketch_snap *itl; /* node only: gaps between tokens */
-};
-
-struct scope {
-    uint8_t kind;
-    uint16_t idx; /* shm tenant index or config backend index */
-    struct bucket *b; /* nb, by epoch % nb */
-};
-
-/* What an applied action changed, to undo it. */
-struct undo {
-    uint8_t kind;
-    uint16_t tenant;
-    uint32_t before[FEAT_COUNT];
-};
-
-struct target {
-    unsigned pol;  /* index in cfg->slos */
-    int scope;     /* index in scopes */
-    unsigned level; /* actions applied */
-    uint64_t next_ok_ms;
-    uint64_t healthy_since_ms;
-    bool breached, have_value, frozen;
-    uint64_t frozen_until_ms;
-    double value;
-    uint64_t violations;
-    uint64_t undo_ms[UNDO_HISTORY];
-    unsigned n_undo;
-    struct undo undo[SLO_MAX_ACTIONS];
-};
-
-struct path {
-    uint32_t requests, failed;
-    struct sketch_snap ttft;
-};
-
-struct watch {
-    bool on;
-    unsigned was, now;
-    uint64_t since_ms;
-    struct path path[2]; /* 0: old path, 1: new */
-};
-
-struct qos_state {
-    struct cp *cp;
-    const struct config *cfg;
-    struct webhook *wh;
-    unsigned nb;              /* buckets per scope */
-    uint64_t epoch;           /* the interval now being filled */
-    uint64_t evaluated;       /* the last interval evaluated + 1 */
-    struct scope *scopes;
-    unsigned nscopes, cap_scopes;
-    int tenant_scope[SHM_MAX_TENANTS]; /* -1: none */
-    int backend_scope[CONFIG_MAX_BACKENDS];
-    bool want_tenants; /* some policy looks at tenants */
-    struct target targets[MAX_TARGETS];
-    unsigned ntargets;
-    uint64_t remediations[ACT_COUNT];
-    uint64_t observed[ACT_COUNT];
-    uint64_t rollbacks;
-    struct watch watch[FEAT_COUNT];
-    char *events[EVENTS_KEPT];
-    unsigned ev_head, ev_len;
-    struct sketch_snap merged; /* scratch */
-};
 
 /* ---- scopes and buckets -------------------------------------------------- */
 
@@ -157,7 +79,7 @@ static const char *tenant_name(const struct qos_state *s, unsigned t)
                : "default";
 }
 
-static void scope_label(const struct qos_state *s, const struct scope *sc, char *buf, size_t n)
+void qos_scope_label(const struct qos_state *s, const struct scope *sc, char *buf, size_t n)
 {
     if (sc->kind == SC_NODE)
         snprintf(buf, n, "node");
@@ -215,295 +137,6 @@ void qos_on_event(struct qos *q, const struct ev_rec *ev)
     if (ev->type != EV_REJECT && ev->backend < CONFIG_MAX_BACKENDS)
         count(s, s->backend_scope[ev->backend], ev, epoch);
     watch_event(s, ev);
-}
-
-/* ---- audit and alerts ------------------------------------------------------- */
-
-static void remember(struct qos_state *s, const char *line)
-{
-    char *copy = strdup(line);
-    if (!copy)
-        return;
-    if (s->ev_len == EVENTS_KEPT) {
-        free(s->events[s->ev_head]);
-        s->ev_head = (s->ev_head + 1) % EVENTS_KEPT;
-        s->ev_len--;
-    }
-    s->events[(s->ev_head + s->ev_len) % EVENTS_KEPT] = copy;
-    s->ev_len++;
-}
-
-static void iso_now(char *buf, size_t n)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000) % 1000);
-}
-
-/* One decision: audit line, memory, log, and (alerts) the webhook. */
-static void decide(struct qos_state *s, json_t *o, bool alert)
-{
-    char t[40];
-    iso_now(t, sizeof t);
-    json_object_set_new(o, "time", json_string(t));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!line)
-        return;
-    if (rstate_audit(s->cfg->state_dir, line) < 0)
-        log_warn("cannot append to %s/audit.log", s->cfg->state_dir);
-    remember(s, line);
-    log_info("qos: %s", line);
-    if (alert)
-        webhook_post(s->wh, line);
-    free(line);
-}
-
-static bool observing(const struct qos_state *s)
-{
-    const struct shm_tables *tb = &s->cp->shm->seg->tables;
-    return s->cfg->qos_observe_only ||
-           atomic_load_explicit(&tb->rollout[FEAT_QOS_MONITORING], memory_order_relaxed) < 100;
-}
-
-/* ---- actions -------------------------------------------------------------------- */
-
-static unsigned busiest_tenant(struct qos_state *s, const struct target *t)
-{
-    /* The tenant of a tenant target; for the node, the one with the most
-     * requests in the policy's window (the one flooding). */
-    const struct scope *sc = &s->scopes[t->scope];
-    if (sc->kind == SC_TENANT)
-        return sc->idx;
-    const struct config_slo *o = &s->cfg->slos[t->pol];
-    unsigned k = (o->window_ms + s->cfg->qos_interval_ms - 1) / s->cfg->qos_interval_ms;
-    unsigned best = UINT32_MAX;
-    uint64_t most = 0;
-    for (unsigned i = 0; i < s->nscopes; i++) {
-        const struct scope *c = &s->scopes[i];
-        if (c->kind != SC_TENANT)
-            continue;
-        uint64_t n = 0;
-        for (unsigned j = 0; j < k && j < s->nb && s->evaluated > j; j++) {
-            const struct bucket *b = &c->b[(s->evaluated - 1 - j) % s->nb];
-            if (b->epoch == s->evaluated - 1 - j)
-                n += b->ended + b->rejected;
-        }
-        if (n > most) {
-            most = n;
-            best = c->idx;
-        }
-    }
-    return best;
-}
-
-static void set_rollout(struct qos_state *s, unsigned f, unsigned pct, const char *why)
-{
-    char who[96];
-    snprintf(who, sizeof who, "qos %s", why);
-    cp_rollout_set(s->cp, f, pct, who);
-}
-
-/* Applies (or, observing, only describes) action <a> for <t>; fills the
- * undo record and the before/after for the audit line. */
-static void apply(struct qos_state *s, struct target *t, const struct slo_action *a,
-                  struct undo *u, json_t *o, bool dry)
-{
-    struct shm_tables *tb = &s->cp->shm->seg->tables;
-    const struct config_slo *p = &s->cfg->slos[t->pol];
-    memset(u, 0, sizeof *u);
-    u->kind = a->kind;
-    switch (a->kind) {
-    case ACT_LOWER_LIMIT: {
-        uint32_t before = atomic_load_explicit(&tb->qos_limit, memory_order_relaxed);
-        int64_t adm = shm_node_admitted(s->cp->shm);
-        uint64_t base = before ? before : (uint64_t)(adm > 0 ? adm : 1);
-        uint32_t after = (uint32_t)(base * (100 - a->pct) / 100);
-        if (after < s->cfg->min_concurrent)
-            after = s->cfg->min_concurrent;
-        u->before[0] = before;
-        json_object_set_new(o, "before", json_integer(before));
-        json_object_set_new(o, "after", json_integer(after));
-        if (!dry)
-            atomic_store_explicit(&tb->qos_limit, after, memory_order_relaxed);
-        break;
-    }
-    case ACT_THROTTLE_TENANT: {
-        unsigned ti = busiest_tenant(s, t);
-        if (ti == UINT32_MAX) {
-            json_object_set_new(o, "note", json_string("no tenant to throttle"));
-            u->tenant = UINT16_MAX;
-            break;
-        }
-        struct shm_tenant *tn = &tb->tenants[ti];
-        uint32_t before = atomic_load_explicit(&tn->qos_cap, memory_order_relaxed);
-        int64_t now = shm_node_tenant_streams(s->cp->shm, ti);
-        uint64_t base = before ? before : (uint64_t)(now > 1 ? now : 2);
-        uint32_t after = (uint32_t)(base / 2 ? base / 2 : 1);
-        u->tenant = (uint16_t)ti;
-        u->before[0] = before;
-        json_object_set_new(o, "tenant", json_string(tn->name));
-        json_object_set_new(o, "before", json_integer(before));
-        json_object_set_new(o, "after", json_integer(after));
-        if (!dry)
-            atomic_store_explicit(&tn->qos_cap, after, memory_order_relaxed);
-        break;
-    }
-    case ACT_DISABLE_FEATURE:
-    case ACT_PROTOCOL_FALLBACK: {
-        unsigned f = a->kind == ACT_PROTOCOL_FALLBACK ? FEAT_HTTP2_TRANSPORT : a->feature;
-        u->before[0] = atomic_load_explicit(&tb->rollout[f], memory_order_relaxed);
-        u->tenant = (uint16_t)f;
-        json_object_set_new(o, "feature", json_string(rollout_name((enum rollout_feature)f)));
-        json_object_set_new(o, "before", json_integer(u->before[0]));
-        json_object_set_new(o, "after", json_integer(0));
-        if (!dry)
-            set_rollout(s, f, 0, p->name);
-        break;
-    }
-    case ACT_SHED_LOAD: {
-        uint32_t before = atomic_load_explicit(&tb->qos_shed_pct, memory_order_relaxed);
-        uint32_t after = a->pct > before ? a->pct : before;
-        u->before[0] = before;
-        json_object_set_new(o, "before", json_integer(before));
-        json_object_set_new(o, "after", json_integer(after));
-        if (!dry)
-            atomic_store_explicit(&tb->qos_shed_pct, after, memory_order_relaxed);
-        break;
-    }
-    case ACT_SAFE_MODE:
-        for (unsigned f = 0; f < FEAT_COUNT; f++) {
-            u->before[f] = atomic_load_explicit(&tb->rollout[f], memory_order_relaxed);
-            if (!dry && u->before[f])
-                set_rollout(s, f, 0, p->name);
-        }
-        json_object_set_new(o, "after", json_string("every feature at 0 %"));
-        break;
-    default: /* alert: the decision line is the alert */
-        break;
-    }
-}
-
-static void undo(struct qos_state *s, struct target *t, const struct undo *u, json_t *o, bool dry)
-{
-    struct shm_tables *tb = &s->cp->shm->seg->tables;
-    const struct config_slo *p = &s->cfg->slos[t->pol];
-    switch (u->kind) {
-    case ACT_LOWER_LIMIT:
-        json_object_set_new(o, "after", json_integer(u->before[0]));
-        if (!dry)
-            atomic_store_explicit(&tb->qos_limit, u->before[0], memory_order_relaxed);
-        break;
-    case ACT_THROTTLE_TENANT:
-        if (u->tenant >= SHM_MAX_TENANTS)
-            break;
-        json_object_set_new(o, "tenant", json_string(tb->tenants[u->tenant].name));
-        json_object_set_new(o, "after", json_integer(u->before[0]));
-        if (!dry)
-            atomic_store_explicit(&tb->tenants[u->tenant].qos_cap, u->before[0],
-                                  memory_order_relaxed);
-        break;
-    case ACT_DISABLE_FEATURE:
-    case ACT_PROTOCOL_FALLBACK:
-        json_object_set_new(o, "feature",
-                            json_string(rollout_name((enum rollout_feature)u->tenant)));
-        json_object_set_new(o, "after", json_integer(u->before[0]));
-        if (!dry)
-            set_rollout(s, u->tenant, u->before[0], p->name);
-        break;
-    case ACT_SHED_LOAD:
-        json_object_set_new(o, "after", json_integer(u->before[0]));
-        if (!dry)
-            atomic_store_explicit(&tb->qos_shed_pct, u->before[0], memory_order_relaxed);
-        break;
-    case ACT_SAFE_MODE:
-        for (unsigned f = 0; f < FEAT_COUNT; f++)
-            if (!dry && u->before[f])
-                set_rollout(s, f, u->before[f], p->name);
-        json_object_set_new(o, "after", json_string("features as they were"));
-        break;
-    default:
-        break;
-    }
-}
-
-/* ---- persistence ------------------------------------------------------------- */
-
-static int target_key(const struct qos_state *s, const struct target *t, char *buf, size_t n)
-{
-    char sc[96];
-    scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
-    return snprintf(buf, n, "%s@%s", s->cfg->slos[t->pol].name, sc);
-}
-
-static void save(struct qos_state *s)
-{
-    json_t *arr = json_array();
-    for (unsigned i = 0; i < s->ntargets; i++) {
-        const struct target *t = &s->targets[i];
-        if (!t->level && !t->frozen)
-            continue;
-        char key[192];
-        target_key(s, t, key, sizeof key);
-        json_t *u = json_array();
-        for (unsigned k = 0; k < t->level; k++) {
-            json_t *b = json_array();
-            for (unsigned f = 0; f < FEAT_COUNT; f++)
-                json_array_append_new(b, json_integer(t->undo[k].before[f]));
-            json_array_append_new(u, json_pack("{s:i, s:i, s:o}", "kind", t->undo[k].kind,
-                                               "tenant", t->undo[k].tenant, "before", b));
-        }
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:b, s:o}", "target", key, "level",
-                                             (int)t->level, "frozen", t->frozen, "undo", u));
-    }
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 24];
-    snprintf(path, sizeof path, "%s/qos.json", s->cfg->state_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    json_t *root = json_pack("{s:i, s:o}", "version", 1, "targets", arr);
-    if (json_dump_file(root, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0)
-        log_warn("qos: cannot save %s", path);
-    json_decref(root);
-}
-
-/* A restarted control plane takes up the targets where they were. */
-static void load(struct qos_state *s)
-{
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/qos.json", s->cfg->state_dir);
-    json_t *root = json_load_file(path, 0, NULL);
-    json_t *arr = json_object_get(root, "targets");
-    size_t i;
-    json_t *e;
-    json_array_foreach (arr, i, e) {
-        const char *key = json_string_value(json_object_get(e, "target"));
-        for (unsigned k = 0; key && k < s->ntargets; k++) {
-            struct target *t = &s->targets[k];
-            char mine[192];
-            target_key(s, t, mine, sizeof mine);
-            if (strcmp(mine, key) != 0)
-                continue;
-            json_t *u = json_object_get(e, "undo");
-            unsigned n = (unsigned)json_array_size(u);
-            if (n > s->cfg->slos[t->pol].n_actions)
-                break;
-            for (unsigned j = 0; j < n; j++) {
-                json_t *r = json_array_get(u, j);
-                t->undo[j].kind = (uint8_t)json_integer_value(json_object_get(r, "kind"));
-                t->undo[j].tenant = (uint16_t)json_integer_value(json_object_get(r, "tenant"));
-                for (unsigned f = 0; f < FEAT_COUNT; f++)
-                    t->undo[j].before[f] = (uint32_t)json_integer_value(
-                        json_array_get(json_object_get(r, "before"), f));
-            }
-            t->level = n;
-            t->frozen = json_is_true(json_object_get(e, "frozen"));
-            t->frozen_until_ms = clock_mono_ms() + s->cfg->qos_loop_window_ms;
-            log_info("qos: %s resumes at step %u%s", key, n, t->frozen ? " (frozen)" : "");
-        }
-    }
-    json_decref(root);
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */
@@ -568,13 +201,13 @@ static json_t *decision(struct qos_state *s, const struct target *t, const char 
 {
     const struct config_slo *o = &s->cfg->slos[t->pol];
     char sc[96];
-    scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:s, s:i, s:b}", "policy", o->name,
-                          "scope", sc, "metric", slo_metric_name((unsigned)o->metric),
-                          "severity", slo_severity_name((unsigned)o->severity), "value",
-                          t->have_value ? t->value : 0.0, "threshold", o->threshold, "step", step,
-                          "action", action, "level", (int)t->level, "observe_only",
-                          observing(s));
+    qos_scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:s, s:i, s:b}", "policy", o->name, "scope",
+                  sc, "metric", slo_metric_name((unsigned)o->metric), "severity",
+                  slo_severity_name((unsigned)o->severity), "value", t->have_value ? t->value : 0.0,
+                  "threshold", o->threshold, "step", step, "action", action, "level", (int)t->level,
+                  "observe_only", qos_observing(s));
     return j;
 }
 
@@ -590,14 +223,14 @@ static unsigned undos_recent(const struct target *t, uint64_t now, uint64_t wind
 static void step_target(struct qos_state *s, struct target *t, uint64_t now)
 {
     const struct config_slo *o = &s->cfg->slos[t->pol];
-    bool dry = observing(s);
+    bool dry = qos_observing(s);
     t->have_value = evaluate_value(s, t, &t->value);
     bool breached = t->have_value && t->value > o->threshold;
     if (t->frozen && now >= t->frozen_until_ms) {
         t->frozen = false;
         t->n_undo = 0;
-        decide(s, decision(s, t, "unfreeze", "-"), false);
-        save(s);
+        qos_decide(s, decision(s, t, "unfreeze", "-"), false);
+        qos_save(s);
     }
     if (breached) {
         t->violations++;
@@ -611,13 +244,13 @@ static void step_target(struct qos_state *s, struct target *t, uint64_t now)
             /* applied and undone again and again: hold still and tell */
             t->frozen = true;
             t->frozen_until_ms = now + s->cfg->qos_loop_window_ms;
-            decide(s, decision(s, t, "freeze", "loop detected"), true);
-            save(s);
+            qos_decide(s, decision(s, t, "freeze", "loop detected"), true);
+            qos_save(s);
             return;
         }
         const struct slo_action *a = &o->actions[t->level];
         json_t *j = decision(s, t, "apply", slo_action_name(a->kind));
-        apply(s, t, a, &t->undo[t->level], j, dry);
+        qos_apply(s, t, a, &t->undo[t->level], j, dry);
         t->level++;
         json_object_set_new(j, "level", json_integer(t->level));
         t->next_ok_ms = now + (a->cooldown_ms ? a->cooldown_ms : o->cooldown_ms);
@@ -625,8 +258,8 @@ static void step_target(struct qos_state *s, struct target *t, uint64_t now)
             s->observed[a->kind]++;
         else
             s->remediations[a->kind]++;
-        decide(s, j, a->kind == ACT_ALERT || o->severity == SLO_CRITICAL);
-        save(s);
+        qos_decide(s, j, a->kind == ACT_ALERT || o->severity == SLO_CRITICAL);
+        qos_save(s);
         return;
     }
     t->breached = false;
@@ -639,11 +272,11 @@ static void step_target(struct qos_state *s, struct target *t, uint64_t now)
     t->level--;
     const struct undo *u = &t->undo[t->level];
     json_t *j = decision(s, t, "undo", slo_action_name(u->kind));
-    undo(s, t, u, j, dry);
+    qos_undo(s, t, u, j, dry);
     t->undo_ms[t->n_undo++ % UNDO_HISTORY] = now;
     t->healthy_since_ms = now; /* a whole hold again before the next undo */
-    decide(s, j, u->kind == ACT_ALERT);
-    save(s);
+    qos_decide(s, j, u->kind == ACT_ALERT);
+    qos_save(s);
 }
 
 static void add_target(struct qos_state *s, unsigned pol, int scope)
@@ -800,14 +433,14 @@ static void check_rollbacks(struct qos_state *s, uint64_t now)
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "policy", "rollback",
                               "feature", rollout_name((enum rollout_feature)f), "metric", why,
                               "step", "rollback", "before", (int)w->now, "after", (int)w->was,
-                              "detail", detail, "observe_only", observing(s));
-        bool dry = observing(s);
+                              "detail", detail, "observe_only", qos_observing(s));
+        bool dry = qos_observing(s);
         w->on = false;
         if (!dry) {
-            set_rollout(s, f, w->was, "rollback");
+            qos_set_rollout(s, f, w->was, "rollback");
             s->rollbacks++;
         }
-        decide(s, j, true);
+        qos_decide(s, j, true);
     }
 }
 
@@ -856,7 +489,7 @@ int qos_init(struct qos *q, struct cp *cp, struct webhook *wh)
     for (unsigned t = 0; t < nt && t < SHM_MAX_TENANTS && s->want_tenants; t++)
         (void)tenant_scope(s, t);
     targets_update(s);
-    load(s);
+    qos_load(s);
     return 0;
 oom:
     q->s = s;
@@ -891,14 +524,15 @@ void *qos_status_json(const struct qos *q)
         const struct target *t = &s->targets[i];
         const struct config_slo *o = &s->cfg->slos[t->pol];
         char sc[96];
-        scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
-        json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:s, s:i, s:i, s:b, s:b, s:I}", "policy",
-                              o->name, "scope", sc, "metric",
-                              slo_metric_name((unsigned)o->metric), "threshold", o->threshold,
-                              "state", t->frozen ? "frozen" : t->breached ? "breached" : "ok",
-                              "level", (int)t->level, "actions", (int)o->n_actions, "breached",
-                              t->breached, "frozen", t->frozen, "violations",
-                              (json_int_t)t->violations);
+        qos_scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:f, s:s, s:i, s:i, s:b, s:b, s:I}", "policy", o->name, "scope", sc,
+            "metric", slo_metric_name((unsigned)o->metric), "threshold", o->threshold, "state",
+            t->frozen     ? "frozen"
+            : t->breached ? "breached"
+                          : "ok",
+            "level", (int)t->level, "actions", (int)o->n_actions, "breached", t->breached, "frozen",
+            t->frozen, "violations", (json_int_t)t->violations);
         json_object_set_new(j, "value", t->have_value ? json_real(t->value) : json_null());
         json_array_append_new(arr, j);
     }
@@ -915,7 +549,7 @@ void *qos_status_json(const struct qos *q)
     }
     const struct shm_tables *tb = &s->cp->shm->seg->tables;
     return json_pack("{s:o, s:o, s:b, s:i, s:i, s:i}", "policies", arr, "rollback_watch", w,
-                     "observe_only", observing(s), "interval_ms", (int)s->cfg->qos_interval_ms,
+                     "observe_only", qos_observing(s), "interval_ms", (int)s->cfg->qos_interval_ms,
                      "qos_limit", (int)atomic_load_explicit(&tb->qos_limit, memory_order_relaxed),
                      "shed_pct",
                      (int)atomic_load_explicit(&tb->qos_shed_pct, memory_order_relaxed));
@@ -970,7 +604,7 @@ void qos_metrics(const struct qos *q, struct sbuf *b)
         if (!t->have_value)
             continue;
         char sc[96];
-        scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
+        qos_scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
         sbuf_printf(b, "sluice_qos_value{slo=\"%s\",scope=\"%s\"} %g\n", s->cfg->slos[t->pol].name,
                     sc, t->value);
     }
@@ -979,7 +613,7 @@ void qos_metrics(const struct qos *q, struct sbuf *b)
     for (unsigned i = 0; i < s->ntargets; i++) {
         const struct target *t = &s->targets[i];
         char sc[96];
-        scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
+        qos_scope_label(s, &s->scopes[t->scope], sc, sizeof sc);
         sbuf_printf(b, "sluice_qos_level{slo=\"%s\",scope=\"%s\"} %u\n", s->cfg->slos[t->pol].name,
                     sc, t->level);
     }

@@ -408,10 +408,11 @@ int main(int argc, char **argv)
                    geti(p, "actions"), geti(p, "violations"));
         }
         json_array_foreach (json_object_get(d, "rollback_watch"), k, p) {
-            printf("  watching rollout %s %lld -> %lld %%: new path %lld/%lld failed, old %lld/%lld\n",
-                   json_string_value(json_object_get(p, "feature")), geti(p, "was"),
-                   geti(p, "now"), geti(p, "new_failed"), geti(p, "new_requests"),
-                   geti(p, "old_failed"), geti(p, "old_requests"));
+            printf(
+                "  watching rollout %s %lld -> %lld %%: new path %lld/%lld failed, old %lld/%lld\n",
+                json_string_value(json_object_get(p, "feature")), geti(p, "was"), geti(p, "now"),
+                geti(p, "new_failed"), geti(p, "new_requests"), geti(p, "old_failed"),
+                geti(p, "old_requests"));
         }
     } else if (strcmp(cmd, "events") == 0) {
         size_t k;

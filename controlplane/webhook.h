@@ -24,12 +24,12 @@ struct webhook {
     int ep;
     const struct config *cfg;
     int fd;
-    uint8_t state;       /* idle, connecting, reading */
+    uint8_t state; /* idle, connecting, reading */
     uint64_t deadline_ms;
-    uint64_t next_ms;    /* when the head of the queue may be tried (backoff) */
+    uint64_t next_ms;           /* when the head of the queue may be tried (backoff) */
     char *queue[WEBHOOK_QUEUE]; /* JSON bodies, oldest first */
     unsigned head, len;
-    unsigned attempts;   /* of the head */
+    unsigned attempts; /* of the head */
     char buf[64];
     unsigned blen;
     uint64_t sent, failed, dropped; /* delivered (2xx), given up, pushed out of a full queue */

@@ -287,7 +287,8 @@ int adm_begin(struct stream *st, uint32_t max_tokens, uint32_t cost)
         return ret;
     st->governed = ((st->features >> FEAT_ADAPTIVE_GOVERNOR) & 1) ||
                    atomic_load_explicit(&tb->qos_limit, memory_order_relaxed);
-    if (st->governed && (aq_len(&w->aq) || !node_has_room(w, st->features & 1u << FEAT_ADAPTIVE_GOVERNOR))) {
+    if (st->governed &&
+        (aq_len(&w->aq) || !node_has_room(w, st->features & 1u << FEAT_ADAPTIVE_GOVERNOR))) {
         if (!w->cfg->queue_max || aq_push(&w->aq, &st->aq, cost, w->now_ms) < 0) {
             st->retry_after_s = queue_retry_s(w);
             reject(st, REJ_QUEUE_FULL);

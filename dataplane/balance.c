@@ -231,9 +231,10 @@ static int pick(struct worker *w, const struct bal_req *rq, int *api_err, bool h
             /* Among equals, one that holds the model beats one that must
              * load it; then round_robin takes the first eligible from the
              * rotating start, least_outstanding the lightest. */
-            if (be->priority == bb->priority && (c > best_cold || (c == best_cold &&
-                                                 (w->cfg->balance == CONFIG_BALANCE_RR ||
-                                                  !lighter(n, be->weight, best_n, bb->weight)))))
+            if (be->priority == bb->priority &&
+                (c > best_cold ||
+                 (c == best_cold && (w->cfg->balance == CONFIG_BALANCE_RR ||
+                                     !lighter(n, be->weight, best_n, bb->weight)))))
                 continue;
         }
         best = (int)b;

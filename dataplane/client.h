@@ -42,9 +42,9 @@ enum route {
     ROUTE_COMPLETIONS,
     ROUTE_MODELS,
     ROUTE_HEALTHZ,
-    ROUTE_PREFLIGHT, /* a CORS preflight, answered here */
-    ROUTE_WS,        /* GET /v1/stream, a WebSocket upgrade */
-    ROUTE_RESUME,    /* GET /v1/streams/<id>, resuming a stream (resume.c) */
+    ROUTE_PREFLIGHT,       /* a CORS preflight, answered here */
+    ROUTE_WS,              /* GET /v1/stream, a WebSocket upgrade */
+    ROUTE_RESUME,          /* GET /v1/streams/<id>, resuming a stream (resume.c) */
     ROUTE_OLLAMA_CHAT,     /* POST /api/chat: Ollama-native, to Ollama backends */
     ROUTE_OLLAMA_GENERATE, /* POST /api/generate */
 };

@@ -98,8 +98,8 @@ static int put_tool_calls(json_t *dst, json_t *calls, char *detail, size_t cap)
         json_t *fn = json_object_get(call, "function");
         json_t *name = json_object_get(fn, "name");
         json_t *args = json_object_get(fn, "arguments");
-        json_t *obj = json_is_string(args) ? json_loads(json_string_value(args), 0, NULL)
-                                           : json_incref(args);
+        json_t *obj =
+            json_is_string(args) ? json_loads(json_string_value(args), 0, NULL) : json_incref(args);
         if (!json_is_string(name) || !json_is_object(obj)) {
             json_decref(obj);
             json_decref(out);
@@ -122,8 +122,8 @@ static int put_messages(json_t *o, json_t *msgs, char *detail, size_t cap)
     json_array_foreach (msgs, i, m) {
         json_t *role = json_object_get(m, "role");
         if (!json_is_object(m) || !json_is_string(role))
-            return fail(detail, cap, API_ERR_INVALID_FIELD,
-                        "messages[%zu] needs a string 'role'", i);
+            return fail(detail, cap, API_ERR_INVALID_FIELD, "messages[%zu] needs a string 'role'",
+                        i);
         const char *r = json_string_value(role);
         json_t *om = json_object();
         json_array_append_new(out, om);
@@ -554,9 +554,8 @@ int ollama_whole(struct ollama_tr *t, const char *body, size_t len, char **out, 
     t->completion_tokens = ev < 0 ? 0 : ev > UINT32_MAX ? UINT32_MAX : (uint64_t)ev;
     t->done = true;
     json_t *dr = json_object_get(root, "done_reason");
-    const char *finish = json_is_string(dr) && strcmp(json_string_value(dr), "length") == 0
-                             ? "length"
-                             : "stop";
+    const char *finish =
+        json_is_string(dr) && strcmp(json_string_value(dr), "length") == 0 ? "length" : "stop";
     json_t *choice;
     if (t->chat) {
         json_t *m = json_pack("{s:s,s:O}", "role", "assistant", "content", text);
@@ -573,10 +572,10 @@ int ollama_whole(struct ollama_tr *t, const char *body, size_t len, char **out, 
                 char *args = json_dumps(json_object_get(fn, "arguments"), JSON_COMPACT);
                 char id[OLLAMA_ID_MAX + 32];
                 snprintf(id, sizeof id, "call_%s%zu", t->id, i);
-                json_array_append_new(
-                    tc, json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", id, "type", "function",
-                                  "function", "name", json_object_get(fn, "name"), "arguments",
-                                  args ? args : "{}"));
+                json_array_append_new(tc, json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", id, "type",
+                                                    "function", "function", "name",
+                                                    json_object_get(fn, "name"), "arguments",
+                                                    args ? args : "{}"));
                 free(args);
             }
             json_object_set_new(m, "tool_calls", tc);
@@ -595,11 +594,11 @@ int ollama_whole(struct ollama_tr *t, const char *body, size_t len, char **out, 
                           json_is_string(model) ? json_string_length(model) : 0,
                           "system_fingerprint", t->fingerprint, "choices", choice);
     if (o && t->counts)
-        json_object_set_new(
-            o, "usage",
-            json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)t->prompt_tokens,
-                      "completion_tokens", (json_int_t)t->completion_tokens, "total_tokens",
-                      (json_int_t)(t->prompt_tokens + t->completion_tokens)));
+        json_object_set_new(o, "usage",
+                            json_pack("{s:I,s:I,s:I}", "prompt_tokens",
+                                      (json_int_t)t->prompt_tokens, "completion_tokens",
+                                      (json_int_t)t->completion_tokens, "total_tokens",
+                                      (json_int_t)(t->prompt_tokens + t->completion_tokens)));
     json_decref(root);
     *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

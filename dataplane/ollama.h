@@ -36,8 +36,8 @@ bool ollama_wants_usage(const char *body, size_t len);
 /* One translated answer.  TF Serving's answers (tfserving.h) are written
  * the same way, as a one-line answer without token counts. */
 struct ollama_tr {
-    char id[OLLAMA_ID_MAX]; /* chatcmpl-<stream id> or cmpl-<stream id> */
-    uint64_t created;       /* unix seconds */
+    char id[OLLAMA_ID_MAX];  /* chatcmpl-<stream id> or cmpl-<stream id> */
+    uint64_t created;        /* unix seconds */
     const char *fingerprint; /* system_fingerprint: "fp_ollama" */
     bool chat;
     bool include_usage; /* the client asked for the usage chunk */

@@ -286,8 +286,8 @@ int route_build_head(const struct h1_request *req, const struct config_backend *
 }
 
 /* Replaces <n> bytes at <off> of the head by <s>. */
-static int head_splice(char **head, uint32_t *len, uint32_t *cap, size_t off, size_t n, const char *s,
-                  size_t slen)
+static int head_splice(char **head, uint32_t *len, uint32_t *cap, size_t off, size_t n,
+                       const char *s, size_t slen)
 {
     size_t nlen = *len - n + slen;
     if (nlen > *cap) {

@@ -384,9 +384,9 @@ void stream_fail(struct stream *st, int err, const char *detail)
     if (st->failing)
         return;
     st->failing = true;
-    st->end_flags |= err == API_ERR_SLOW_CONSUMER ? EVF_SLOW
+    st->end_flags |= err == API_ERR_SLOW_CONSUMER                                  ? EVF_SLOW
                      : err == API_ERR_CANCELLED || err == API_ERR_TENANT_EXHAUSTED ? 0
-                                                                                     : EVF_FAILED;
+                                                                                   : EVF_FAILED;
     finish(st, true);
     sev_drop_partial(st);
     if (!st->head_committed) {
@@ -486,8 +486,8 @@ static bool stream_continue(struct stream *st, const char *why)
     struct worker *w = W(st);
     uint64_t tried;
     if (!st->cont || !st->head_committed || (st->mode != RM_SSE && st->mode != RM_OLLAMA) ||
-        st->done_seen || !st->req_head ||
-        !st->cont_body || st->attempts >= w->cfg->upstream_retries)
+        st->done_seen || !st->req_head || !st->cont_body ||
+        st->attempts >= w->cfg->upstream_retries)
         return false;
     int b = next_backend(st, &tried, true);
     if (b < 0)
@@ -617,8 +617,7 @@ static int head_tail(struct stream *st, bool sse, bool has_cache_control)
     if (c->cors)
         err |= put(st, c->cors, strlen(c->cors));
     char line[160];
-    int n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len,
-                     c->reqid,
+    int n = snprintf(line, sizeof line, "X-Request-Id: %.*s\r\n%s\r\n", (int)c->reqid_len, c->reqid,
                      !c->keepalive || w->draining ? "Connection: close\r\n"
                      : c->http10                  ? "Connection: keep-alive\r\n"
                                                   : "");

@@ -91,11 +91,11 @@ struct upconn {
      * or one request's stream on a session (virt: no socket). */
     struct uh2 *h2;
     bool virt;
-    bool h2_open;         /* virt: its stream is open at the backend */
-    int32_t sid;          /* virt: stream id, -1 until submitted */
-    uint32_t unconsumed;  /* virt: DATA bytes not yet acknowledged (paused) */
-    uint16_t status;      /* virt: the response's :status */
-    uint32_t nhdrs;       /* virt: response fields gathered in hbuf */
+    bool h2_open;        /* virt: its stream is open at the backend */
+    int32_t sid;         /* virt: stream id, -1 until submitted */
+    uint32_t unconsumed; /* virt: DATA bytes not yet acknowledged (paused) */
+    uint16_t status;     /* virt: the response's :status */
+    uint32_t nhdrs;      /* virt: response fields gathered in hbuf */
     struct h1_header *hdrs;
 };
 

@@ -14,10 +14,10 @@
 #include "dataplane/upstream.h"
 #include "shared/log.h"
 
-#define H2_STREAMS_CAP  128        /* streams per session, whatever the backend allows */
-#define H2_CONN_WINDOW  (16 << 20) /* connection receive window: streams pause one by one */
-#define H2_OUT_HIGH     (256 << 10) /* frames gathered for one send at most */
-#define H2_HEAD_MAX     (64 << 10)  /* response field bytes kept per stream */
+#define H2_STREAMS_CAP 128         /* streams per session, whatever the backend allows */
+#define H2_CONN_WINDOW (16 << 20)  /* connection receive window: streams pause one by one */
+#define H2_OUT_HIGH    (256 << 10) /* frames gathered for one send at most */
+#define H2_HEAD_MAX    (64 << 10)  /* response field bytes kept per stream */
 
 struct uh2 {
     struct list_node node; /* pool->h2s */
@@ -28,10 +28,10 @@ struct uh2 {
     struct list_node waiting; /* virtual upconns until the connection is up */
     uint32_t nstreams;        /* open or waiting */
     bool connected;
-    bool goaway;     /* no new streams on it */
-    bool in_recv;    /* inside nghttp2_session_mem_recv: no send, no free */
-    bool sending;    /* a send of out is in flight */
-    bool broken;     /* the session failed: close the transport when out of recv */
+    bool goaway;  /* no new streams on it */
+    bool in_recv; /* inside nghttp2_session_mem_recv: no send, no free */
+    bool sending; /* a send of out is in flight */
+    bool broken;  /* the session failed: close the transport when out of recv */
     char *out;
     size_t out_len, out_sent, out_cap;
     struct iovec iov;
@@ -42,9 +42,9 @@ static void flush(struct uh2 *s);
 
 static uint32_t max_streams(const struct uh2 *s)
 {
-    uint32_t m = s->ng ? nghttp2_session_get_remote_settings(s->ng,
-                                                             NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
-                       : 100;
+    uint32_t m =
+        s->ng ? nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+              : 100;
     return m < H2_STREAMS_CAP ? m : H2_STREAMS_CAP;
 }
 
@@ -110,8 +110,9 @@ static ssize_t read_body(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
 
 static bool skip_field(const char *n, size_t l)
 {
-    static const char *const drop[] = {"host",    "connection", "keep-alive", "proxy-connection",
-                                       "upgrade", "te",         "transfer-encoding"};
+    static const char *const drop[] = {
+        "host",    "connection", "keep-alive",       "proxy-connection",
+        "upgrade", "te",         "transfer-encoding"};
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
         if (l == strlen(drop[i]) && strncasecmp(n, drop[i], l) == 0)
             return true;
@@ -183,8 +184,7 @@ static struct upconn *stream_of(struct uh2 *s, int32_t sid)
 }
 
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud)
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     (void)ng;
     (void)flags;
@@ -225,8 +225,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 
 static void deliver_head(struct uh2 *s, struct upconn *u, bool end)
 {
-    struct h1_response r = {.status = u->status, .version_minor = 1, .headers = u->hdrs,
-                            .n_headers = u->nhdrs};
+    struct h1_response r = {
+        .status = u->status, .version_minor = 1, .headers = u->hdrs, .n_headers = u->nhdrs};
     const struct h1_header *cl = h1_header_find(u->hdrs, u->nhdrs, "content-length");
     if (cl) {
         uint64_t v = 0;

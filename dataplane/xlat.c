@@ -28,7 +28,9 @@
 
 static const char *kind_name(uint8_t k)
 {
-    return k == BACKEND_OLLAMA ? "Ollama" : k == BACKEND_TFSERVING ? "TensorFlow Serving" : "OpenAI";
+    return k == BACKEND_OLLAMA      ? "Ollama"
+           : k == BACKEND_TFSERVING ? "TensorFlow Serving"
+                                    : "OpenAI";
 }
 
 void xlat_free(struct xlat *x)
@@ -85,8 +87,8 @@ int xlat_prepare(struct stream *st)
         stream_fail(st, err, detail);
         return -1;
     }
-    const char *target = be->kind == BACKEND_OLLAMA ? (st->chat ? "/api/chat" : "/api/generate")
-                                                     : tfs_target;
+    const char *target =
+        be->kind == BACKEND_OLLAMA ? (st->chat ? "/api/chat" : "/api/generate") : tfs_target;
     free(x->body);
     x->body = body;
     int rc = set_request(st, target, body, bl);
@@ -217,8 +219,8 @@ static int translate_line(struct stream *st, const char *line, size_t n)
             return -1;
     if (x->tr.done && x->tr.counts) {
         st->usage_seen = true;
-        st->usage_tokens = x->tr.completion_tokens > UINT32_MAX ? UINT32_MAX
-                                                                : (uint32_t)x->tr.completion_tokens;
+        st->usage_tokens =
+            x->tr.completion_tokens > UINT32_MAX ? UINT32_MAX : (uint32_t)x->tr.completion_tokens;
     }
     return 0;
 }
@@ -284,7 +286,7 @@ static void whole_error(struct stream *st)
     snprintf(detail, sizeof detail, "backend %s answered %u: %.200s", st->pool->be->name,
              (unsigned)st->status, msg ? msg : "(no message)");
     free(msg);
-    int err = st->status == 404                         ? API_ERR_MODEL_NOT_FOUND
+    int err = st->status == 404                        ? API_ERR_MODEL_NOT_FOUND
               : st->status == 400 || st->status == 422 ? API_ERR_INVALID_FIELD
               : st->status == 429 || st->status == 503 ? API_ERR_OVERLOADED
                                                        : API_ERR_BACKEND_BAD;
@@ -297,11 +299,11 @@ static void whole_error(struct stream *st)
 static char *tfs_line(struct stream *st, const char *text, size_t len)
 {
     json_t *t = json_stringn(text, len);
-    json_t *o = st->chat ? json_pack("{s:s,s:{s:s,s:o},s:b,s:s}", "model", st->model, "message",
-                                     "role", "assistant", "content", t, "done", 1, "done_reason",
-                                     "stop")
-                         : json_pack("{s:s,s:o,s:b,s:s}", "model", st->model, "response", t, "done",
-                                     1, "done_reason", "stop");
+    json_t *o = st->chat
+                    ? json_pack("{s:s,s:{s:s,s:o},s:b,s:s}", "model", st->model, "message", "role",
+                                "assistant", "content", t, "done", 1, "done_reason", "stop")
+                    : json_pack("{s:s,s:o,s:b,s:s}", "model", st->model, "response", t, "done", 1,
+                                "done_reason", "stop");
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -365,9 +367,8 @@ int xlat_on_body_end(struct stream *st, char **json, size_t *json_len)
                                : st->tokens;
     } else if (rc >= 0) {
         st->usage_seen = true;
-        st->usage_tokens = x->tr.completion_tokens > UINT32_MAX
-                               ? UINT32_MAX
-                               : (uint32_t)x->tr.completion_tokens;
+        st->usage_tokens =
+            x->tr.completion_tokens > UINT32_MAX ? UINT32_MAX : (uint32_t)x->tr.completion_tokens;
     }
     return rc < 0 ? -1 : rc;
 }

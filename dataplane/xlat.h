@@ -28,9 +28,9 @@ struct h1_response;
 struct xlat {
     const char *src; /* the OpenAI body (the client's, or a continuation's) */
     uint64_t src_len;
-    char *target;  /* the client's request target, once translated (malloc'd) */
-    char *body;    /* the translated body (malloc'd) */
-    char *buf;     /* a line not yet complete, or a whole answer */
+    char *target; /* the client's request target, once translated (malloc'd) */
+    char *body;   /* the translated body (malloc'd) */
+    char *buf;    /* a line not yet complete, or a whole answer */
     uint32_t buf_len, buf_cap;
     char *out; /* translated events (kept: no allocation per token) */
     size_t out_cap;

@@ -19,8 +19,8 @@
 #define GIB (1024ull * MIB)
 
 const char *const config_section_names[S_COUNT] = {
-    "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
-    "stream", "buffers", "auth",  "governor", "backend",   "tenant", "qos", "slo",
+    "server",  "http", "http2",    "cors",    "websocket", "rollout", "upstream", "stream",
+    "buffers", "auth", "governor", "backend", "tenant",    "qos",     "slo",
 };
 
 bool config_section_repeats(enum section s)
@@ -70,7 +70,7 @@ static const char *const *enum_names(int k, size_t *n)
     }
     if (sec == S_SLO)
         return strcmp(config_key_schema[k].name, "metric") == 0 ? slo_metric_names(n)
-                                                                 : slo_severity_names(n);
+                                                                : slo_severity_names(n);
     *n = sizeof backend_kind_names / sizeof *backend_kind_names;
     return backend_kind_names;
 }
@@ -313,8 +313,7 @@ int config_apply_value(int k, void *base, const char *val, char *why, size_t why
     case CFG_ACTIONS: {
         struct config_slo *o = base;
         if (strlen(val) >= sizeof o->actions_text) {
-            cfgval_why(why, why_len, "is too long (at most %zu bytes)",
-                       sizeof o->actions_text - 1);
+            cfgval_why(why, why_len, "is too long (at most %zu bytes)", sizeof o->actions_text - 1);
             return -EINVAL;
         }
         snprintf(o->actions_text, sizeof o->actions_text, "%s", val);

@@ -62,13 +62,13 @@ struct config_backend {
     uint32_t max_inflight; /* concurrent requests it may ever have from the node; 0 = no cap */
     uint32_t priority;     /* fallback order: lower first (0..100) */
     uint32_t agent_port;   /* python/gpu_agent.py on its host; 0 = none */
-    bool http2;                         /* h2c with prior knowledge (upstream_h2.c) */
+    bool http2;            /* h2c with prior knowledge (upstream_h2.c) */
     char group[CONFIG_NAME_MAX];        /* the GPU it shares; "" = its own */
     char tf_model[CONFIG_NAME_MAX * 2]; /* tfserving-rest: NAME in :predict, "" = requested */
     char tf_signature[CONFIG_NAME_MAX];
     char tf_input[CONFIG_NAME_MAX];  /* "" = instances are the prompts themselves */
     char tf_output[CONFIG_NAME_MAX]; /* "" = predictions are the texts themselves */
-    unsigned line;         /* where its section starts */
+    unsigned line;                   /* where its section starts */
 };
 
 /* The governor's control law (numbered as controlplane/governor.h's). */
@@ -225,15 +225,15 @@ struct config {
     unsigned n_tenants;
 
     /* [qos] and [slo NAME] */
-    uint32_t qos_interval_ms;   /* evaluate_interval: 10 s */
-    bool qos_observe_only;      /* decisions logged and counted, nothing changed */
+    uint32_t qos_interval_ms;          /* evaluate_interval: 10 s */
+    bool qos_observe_only;             /* decisions logged and counted, nothing changed */
     struct config_backend qos_webhook; /* url "" = none */
     char qos_webhook_path[256];
     uint32_t qos_webhook_timeout_ms;
     uint32_t qos_webhook_retries;
-    uint32_t qos_loop_max;       /* apply+undo cycles of one policy ... */
-    uint32_t qos_loop_window_ms; /* ... within this window freeze it */
-    double qos_rollback_error_rate;  /* a rollout's new path past this: rolled back */
+    uint32_t qos_loop_max;          /* apply+undo cycles of one policy ... */
+    uint32_t qos_loop_window_ms;    /* ... within this window freeze it */
+    double qos_rollback_error_rate; /* a rollout's new path past this: rolled back */
     uint32_t qos_rollback_min_requests;
     struct config_slo slos[CONFIG_MAX_SLOS];
     unsigned n_slos;
@@ -257,10 +257,10 @@ enum config_type {
     CFG_BOOL,     /* true/false, yes/no, on/off, 1/0 */
     CFG_WORKERS,  /* auto or 1..CONFIG_MAX_WORKERS */
     CFG_LOGLEVEL,
-    CFG_ENUM,   /* one of enum_values */
-    CFG_HEX256, /* 64 hex digits */
-    CFG_DOUBLE, /* a non-negative decimal number: 0.35, 200 */
-    CFG_TEXT,   /* a plain string */
+    CFG_ENUM,    /* one of enum_values */
+    CFG_HEX256,  /* 64 hex digits */
+    CFG_DOUBLE,  /* a non-negative decimal number: 0.35, 200 */
+    CFG_TEXT,    /* a plain string */
     CFG_ACTIONS, /* a QoS policy's action list (slo_spec.h) */
 };
 

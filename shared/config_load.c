@@ -341,8 +341,9 @@ static void end_section(struct load_ctx *c)
                    o->threshold);
         unsigned il = c->seen_inst[config_key_index(S_SLO, "metric")];
         if (il && o->metric == SLO_ITL_P99 && (o->tenant[0] || o->backend[0]))
-            err_at(c, il, "[slo %s] itl_p99 is measured for the whole node only (no tenant, "
-                          "no backend)",
+            err_at(c, il,
+                   "[slo %s] itl_p99 is measured for the whole node only (no tenant, "
+                   "no backend)",
                    o->name);
     }
 }

@@ -59,9 +59,8 @@ enum ev_reject {
 static inline const char *ev_reject_name(unsigned r)
 {
     static const char *const names[REJ_COUNT] = {
-        "queue_full",    "queue_timeout",    "queue_shed", "tenant_streams",
-        "tenant_tokens", "tenant_exhausted", "draining",   "backends_full",
-        "qos_shed",
+        "queue_full",       "queue_timeout", "queue_shed",    "tenant_streams", "tenant_tokens",
+        "tenant_exhausted", "draining",      "backends_full", "qos_shed",
     };
     return r < REJ_COUNT ? names[r] : NULL;
 }

@@ -213,8 +213,8 @@ struct shm_backend {
  * admission with plain atomic loads (each value stands alone; none needs to
  * be read together with another). */
 struct shm_tables {
-    _Atomic uint32_t admit_limit;         /* governor's node limit; 0 = not set yet */
-    _Atomic uint32_t queue_budget_ms;     /* how long a request may wait for admission now */
+    _Atomic uint32_t admit_limit;     /* governor's node limit; 0 = not set yet */
+    _Atomic uint32_t queue_budget_ms; /* how long a request may wait for admission now */
     /* QoS remediation (controlplane/qos.c), for every stream whatever its
      * rollout: a node stream limit (0 = none) and a share of new requests
      * refused (percent). */

@@ -10,7 +10,7 @@
 #include "shared/rollout.h"
 
 static const char *const metric_names[SLO_METRIC_COUNT] = {
-    "ttft_p50",   "ttft_p95",        "ttft_p99",           "itl_p99",     "error_rate",
+    "ttft_p50",    "ttft_p95",        "ttft_p99",           "itl_p99",     "error_rate",
     "reject_rate", "disconnect_rate", "slow_consumer_rate", "queue_depth",
 };
 static const char *const severity_names[SLO_SEVERITY_COUNT] = {"info", "warning", "critical"};
@@ -108,8 +108,9 @@ static int parse_item(const char *s, const char *end, struct slo_action *a, char
     } else if (k == ACT_DISABLE_FEATURE) {
         enum rollout_feature f;
         if (!has_arg || rollout_parse(arg, &f) < 0) {
-            snprintf(why, wl, "has disable_feature without a feature (adaptive_governor, "
-                              "http2_transport, ttft_pipeline, qos_monitoring, stream_resume)");
+            snprintf(why, wl,
+                     "has disable_feature without a feature (adaptive_governor, "
+                     "http2_transport, ttft_pipeline, qos_monitoring, stream_resume)");
             return -EINVAL;
         }
         a->feature = (uint8_t)f;

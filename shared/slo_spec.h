@@ -18,12 +18,12 @@ enum slo_metric {
     SLO_TTFT_P50 = 0, /* ms, time to first token */
     SLO_TTFT_P95,
     SLO_TTFT_P99,
-    SLO_ITL_P99, /* ms, gap between tokens (jitter); node-wide */
-    SLO_ERROR_RATE,        /* fraction of ended requests that failed (5xx, backend errors) */
-    SLO_REJECT_RATE,       /* fraction of requests refused (429, 503 at admission) */
-    SLO_DISCONNECT_RATE,   /* fraction of streams the client left early */
+    SLO_ITL_P99,            /* ms, gap between tokens (jitter); node-wide */
+    SLO_ERROR_RATE,         /* fraction of ended requests that failed (5xx, backend errors) */
+    SLO_REJECT_RATE,        /* fraction of requests refused (429, 503 at admission) */
+    SLO_DISCONNECT_RATE,    /* fraction of streams the client left early */
     SLO_SLOW_CONSUMER_RATE, /* fraction of streams cut because the client did not read */
-    SLO_QUEUE_DEPTH,       /* requests waiting for admission on the node (peak) */
+    SLO_QUEUE_DEPTH,        /* requests waiting for admission on the node (peak) */
     SLO_METRIC_COUNT,
 };
 

@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct config_backend be = {0};
     if (flags & 4)
-        strcpy(be.tf_output, "out");
+        snprintf(be.tf_output, sizeof be.tf_output, "out");
     char *text = NULL;
     size_t tl = 0;
     rc = tfs_answer(&be, p, n, &text, &tl);

@@ -250,8 +250,8 @@ Test(config_defaults, free_zeroes_and_is_idempotent)
 Test(config_schema, entries_are_complete_and_unique)
 {
     static const char *const sections[] = {
-        "server", "http",    "http2", "cors",     "websocket", "rollout", "upstream",
-        "stream", "buffers", "auth",  "governor", "backend *", "tenant *", "qos", "slo *"};
+        "server",  "http", "http2",    "cors",      "websocket", "rollout", "upstream", "stream",
+        "buffers", "auth", "governor", "backend *", "tenant *",  "qos",     "slo *"};
     unsigned n = 0;
     for (const struct config_key *k = config_schema(); k->section; k++, n++) {
         cr_assert_not_null(k->name);
@@ -1176,7 +1176,8 @@ Test(config_backends, bad_urls)
         {"[backend b]\nurl =\n",
          ":2: [backend b] url '' is not a URL (expected http://HOST[:PORT])"},
         {"[backend b]\nkind = grpc\nurl = http://127.0.0.1\n",
-         ":2: [backend b] kind 'grpc' is not supported (supported: openai, ollama, tfserving-rest)"},
+         ":2: [backend b] kind 'grpc' is not supported (supported: openai, ollama, "
+         "tfserving-rest)"},
         {"[backend b]\nkind = OpenAI\nurl = http://127.0.0.1\n",
          ":2: [backend b] kind 'OpenAI' is not supported (supported: openai, ollama, "
          "tfserving-rest)"},

@@ -6,12 +6,12 @@
 
 #include "dataplane/json_scan.h"
 
-static struct js_span S(const char *s)
-{
+static struct js_span S(const char *s) {
     return (struct js_span){s, s + strlen(s)};
 }
 
-static bool span_is(struct js_span v, const char *want)
+static bool
+span_is(struct js_span v, const char *want)
 {
     return (size_t)(v.end - v.p) == strlen(want) && memcmp(v.p, want, strlen(want)) == 0;
 }
@@ -55,9 +55,21 @@ Test(json_scan, numbers_and_literals)
 Test(json_scan, refuses_malformed_input)
 {
     static const char *const bad[] = {
-        "{",           "{\"a\"}",        "{\"a\":}",       "{\"a\":1,}",       "{\"a\":01}",
-        "{\"a\":1.}",  "{\"a\":tru}",    "{\"a\":\"\x01\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}",
-        "{a:1}",       "{\"a\":[1,]}",   "{\"a\":[1 2]}",  "{\"a\":-}",        "[1",
+        "{",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":tru}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{a:1}",
+        "{\"a\":[1,]}",
+        "{\"a\":[1 2]}",
+        "{\"a\":-}",
+        "[1",
         "{\"a\":1 \"b\":2}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
