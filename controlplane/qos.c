@@ -574,14 +574,15 @@ void qos_metrics(const struct qos *q, struct sbuf *b)
 {
     const struct qos_state *s = q->s;
     sbuf_puts(b, "# HELP sluice_qos_violations_total Evaluations that found a service level "
-                 "breached, by policy.\n# TYPE sluice_qos_violations_total counter\n");
-    for (unsigned i = 0; s && i < s->cfg->n_slos; i++) {
+                 "breached, by the policy's severity.\n"
+                 "# TYPE sluice_qos_violations_total counter\n");
+    for (unsigned sev = 0; sev < SLO_SEVERITY_COUNT; sev++) {
         uint64_t v = 0;
-        for (unsigned k = 0; k < s->ntargets; k++)
-            if (s->targets[k].pol == i)
+        for (unsigned k = 0; s && k < s->ntargets; k++)
+            if ((unsigned)s->cfg->slos[s->targets[k].pol].severity == sev)
                 v += s->targets[k].violations;
-        sbuf_printf(b, "sluice_qos_violations_total{slo=\"%s\"} %llu\n", s->cfg->slos[i].name,
-                    (unsigned long long)v);
+        sbuf_printf(b, "sluice_qos_violations_total{severity=\"%s\"} %llu\n",
+                    slo_severity_name(sev), (unsigned long long)v);
     }
     sbuf_puts(b, "# HELP sluice_remediations_total Remediation actions applied, by action.\n"
                  "# TYPE sluice_remediations_total counter\n");

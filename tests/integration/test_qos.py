@@ -137,7 +137,8 @@ class LowerLimitTest(QosTest):
             self.assertIn(k, ev)
         m = self.sluice.metrics()
         self.assertGreaterEqual(m['sluice_remediations_total{action="lower_limit"}'], 1)
-        self.assertGreaterEqual(m['sluice_qos_violations_total{slo="fast"}'], 1)
+        self.assertGreaterEqual(m['sluice_qos_violations_total{severity="warning"}'], 1)
+        self.assertGreater(m['sluice_qos_value{slo="fast",scope="node"}'], 100)
         # Healthy again (fast answers): undone in reverse, one per hold.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.qos_status()["policies"][0]["level"] > 0:

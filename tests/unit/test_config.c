@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "shared/config.h"
+#include "shared/rollout.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1764,4 +1765,88 @@ Test(config_governor, defaults_match_the_governor_module)
     cr_assert_float_eq(p.kd, c.gov_kd, 1e-12);
     cr_assert_float_eq(p.integral_saturation, c.gov_integral_saturation, 1e-12);
     config_free(&c);
+}
+
+/* ---- [qos] and [slo NAME] ----------------------------------------------- */
+
+Test(config_slo, policies_parse)
+{
+    struct loaded *l = load("[tenant acme]\n"
+                            "[qos]\nevaluate_interval = 5s\nwebhook = http://127.0.0.1:9/hook/a\n"
+                            "[slo fast]\nmetric = ttft_p95\nthreshold = 800\nwindow = 2m\n"
+                            "severity = critical\n"
+                            "actions = lower_limit 25%, throttle_tenant cooldown 1m, "
+                            "disable_feature stream_resume, protocol_fallback, shed_load 10, "
+                            "alert, safe_mode\n"
+                            "[slo errs]\ntenant = acme\nmetric = error_rate\nthreshold = 0.01\n");
+    expect_ok(l);
+    const struct config *c = &l->cfg;
+    cr_assert_eq(c->qos_interval_ms, 5000);
+    cr_assert_str_eq(c->qos_webhook.host, "127.0.0.1");
+    cr_assert_eq(c->qos_webhook.port, 9);
+    cr_assert_str_eq(c->qos_webhook_path, "/hook/a");
+    cr_assert_eq(c->n_slos, 2);
+    const struct config_slo *f = &c->slos[0];
+    cr_assert_eq(f->metric, SLO_TTFT_P95);
+    cr_assert_float_eq(f->threshold, 800, 1e-9);
+    cr_assert_eq(f->window_ms, 120000);
+    cr_assert_eq(f->severity, SLO_CRITICAL);
+    cr_assert_eq(f->n_actions, 7);
+    cr_assert_eq(f->actions[0].kind, ACT_LOWER_LIMIT);
+    cr_assert_eq(f->actions[0].pct, 25);
+    cr_assert_eq(f->actions[1].kind, ACT_THROTTLE_TENANT);
+    cr_assert_eq(f->actions[1].cooldown_ms, 60000);
+    cr_assert_eq(f->actions[2].kind, ACT_DISABLE_FEATURE);
+    cr_assert_eq(f->actions[2].feature, FEAT_STREAM_RESUME);
+    cr_assert_eq(f->actions[4].pct, 10);
+    cr_assert_eq(f->actions[6].kind, ACT_SAFE_MODE);
+    cr_assert_eq(f->cooldown_ms, 30000); /* the default */
+    const struct config_slo *e = &c->slos[1];
+    cr_assert_str_eq(e->tenant, "acme");
+    cr_assert_eq(e->n_actions, 1); /* default: alert */
+    cr_assert_eq(e->actions[0].kind, ACT_ALERT);
+    done(l);
+}
+
+Test(config_slo, errors_have_their_lines)
+{
+    static const struct case_ cases[] = {
+        {"[slo a]\nmetric = ttft_p95\n", ":1: [slo a] has no threshold"},
+        {"[slo a]\nthreshold = 1\n", ":1: [slo a] has no metric"},
+        {"[slo a]\nmetric = latency\nthreshold = 1\n",
+         ":2: [slo a] metric 'latency' is not supported (supported: ttft_p50, ttft_p95, ttft_p99, "
+         "itl_p99, error_rate, reject_rate, disconnect_rate, slow_consumer_rate, queue_depth)"},
+        {"[slo a]\nmetric = error_rate\nthreshold = 5\n",
+         ":3: [slo a] threshold 5 is a rate: at most 1 (0.01 = 1 %)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = lower_limit\n",
+         ":4: [slo a] actions 'lower_limit' has lower_limit without a percentage 1..99 (e.g. "
+         "'lower_limit 25')"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = alert, reboot\n",
+         ":4: [slo a] actions 'alert, reboot' has an unknown action 'reboot' (expected "
+         "lower_limit, throttle_tenant, disable_feature, protocol_fallback, shed_load, alert or "
+         "safe_mode)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = disable_feature warp\n",
+         ":4: [slo a] actions 'disable_feature warp' has disable_feature without a feature "
+         "(adaptive_governor, http2_transport, ttft_pipeline, qos_monitoring, stream_resume)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = alert cooldown soon\n",
+         ":4: [slo a] actions 'alert cooldown soon' has alert cooldown 'soon', which is not a "
+         "duration (expected e.g. 250ms, 10s, 5m, 1h)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = alert,\n",
+         ":4: [slo a] actions 'alert,' has an empty action"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nactions = safe_mode 5\n",
+         ":4: [slo a] actions 'safe_mode 5' has safe_mode with an argument '5' it does not take"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\ntenant = ghost\n",
+         ":1: [slo a] tenant 'ghost' is not a [tenant NAME] (or * or default)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\nbackend = ghost\n",
+         ":1: [slo a] backend 'ghost' is not a [backend NAME]"},
+        {"[slo a]\nmetric = itl_p99\nthreshold = 1\ntenant = *\n",
+         ":2: [slo a] itl_p99 is measured for the whole node only (no tenant, no backend)"},
+        {"[slo a]\nmetric = ttft_p95\nthreshold = 1\n[slo a]\n",
+         ":4: section [slo a] given twice (first at line 1)"},
+        {"[qos]\nwebhook = ftp://x/\n",
+         ":2: [qos] webhook 'ftp://x/' has scheme 'ftp', which is not supported (only http://)"},
+        {"[slo ok]\nmetric = queue_depth\nthreshold = 50\nactions = shed_load 20 cooldown 5s\n",
+         NULL},
+    };
+    run_cases(cases, sizeof cases / sizeof *cases);
 }
