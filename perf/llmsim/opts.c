@@ -19,6 +19,7 @@ enum {
     OPT_MAX_BATCH,
     OPT_PREFILL,
     OPT_SLOWDOWN,
+    OPT_PREFILL_SLOWDOWN,
     OPT_FAULT,
     OPT_MAX_MODEL_LEN,
     OPT_KEEPALIVE,
@@ -38,6 +39,7 @@ static const struct option longopts[] = {
     {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
     {"prefill-us-per-token", required_argument, NULL, OPT_PREFILL},
     {"batch-slowdown", required_argument, NULL, OPT_SLOWDOWN},
+    {"prefill-slowdown", required_argument, NULL, OPT_PREFILL_SLOWDOWN},
     {"fault", required_argument, NULL, OPT_FAULT},
     {"max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
@@ -68,6 +70,7 @@ void opts_usage(FILE *f)
           "                              (default 256)\n"
           "  --prefill-us-per-token US   TTFT added per prompt token (default 0)\n"
           "  --batch-slowdown F          gap *= 1 + F * running / max_batch (default 0)\n"
+          "  --prefill-slowdown F        TTFT *= 1 + F * running / max_batch (default 0)\n"
           "  --fault SPEC                inject SPEC into every generation request:\n"
           "                              status:CODE close reset close_after:K reset_after:K\n"
           "                              hang hang_after:K slow_headers:MS\n"
@@ -205,6 +208,10 @@ int opts_parse(int argc, char **argv, struct llmsim_opts *o, char *err, size_t e
         case OPT_PREFILL:
             what = "--prefill-us-per-token wants 0..1000000";
             rc = parse_num(optarg, 0, 1e6, &o->prefill_us);
+            break;
+        case OPT_PREFILL_SLOWDOWN:
+            what = "--prefill-slowdown wants 0..1000";
+            rc = parse_num(optarg, 0, 1000, &o->prefill_slowdown);
             break;
         case OPT_SLOWDOWN:
             what = "--batch-slowdown wants 0..1000";

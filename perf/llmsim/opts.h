@@ -40,6 +40,7 @@ struct llmsim_opts {
     uint32_t max_batch;           /* sequences decoding at once */
     double prefill_us;            /* TTFT added per prompt token */
     double batch_slowdown;        /* gap *= 1 + F * running / max_batch */
+    double prefill_slowdown;      /* TTFT *= 1 + F * running / max_batch */
     struct fault fault;           /* applied to every generation request */
     uint32_t max_model_len;       /* context window: prompt + completion */
     double keepalive_s;           /* idle keep-alive connections close after this; 0 never */

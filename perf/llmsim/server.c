@@ -729,6 +729,7 @@ int server_init(struct server *s, const struct llmsim_opts *o, int lfd)
     struct sim_params sp = {
         .max_batch = o->max_batch,
         .batch_slowdown = o->batch_slowdown,
+        .prefill_slowdown = o->prefill_slowdown,
         .prefill_ns_per_token = (uint64_t)llround(o->prefill_us * 1e3),
     };
     sim_init(&s->sim, &sp);

@@ -82,7 +82,13 @@ struct sim_seq *sim_remove(struct sim *s, struct sim_seq *q)
 
 uint64_t sim_prefill_ns(const struct sim *s, uint64_t ttft_ns, uint32_t prompt_tokens)
 {
-    return ttft_ns + (uint64_t)prompt_tokens * s->p.prefill_ns_per_token;
+    uint64_t t = ttft_ns + (uint64_t)prompt_tokens * s->p.prefill_ns_per_token;
+    if (s->p.prefill_slowdown <= 0.0)
+        return t;
+    /* a prefill shares the GPU with the sequences decoding (the running
+     * count as the slot is taken, this one included) */
+    double load = (double)s->running / (double)s->p.max_batch;
+    return (uint64_t)((double)t * (1.0 + s->p.prefill_slowdown * load));
 }
 
 uint64_t sim_gap_ns(const struct sim *s, uint64_t itl_ns)

@@ -3,7 +3,8 @@
  * max_batch sequences decoding at once, a FIFO of sequences waiting for a
  * slot, and the timing of a sequence's tokens.
  *
- *   TTFT = queue wait + ttft + prompt_tokens * prefill_per_token
+ *   TTFT = queue wait + (ttft + prompt_tokens * prefill_per_token)
+ *                       * (1 + prefill_slowdown * running / max_batch)
  *   gap  = itl * (1 + batch_slowdown * running / max_batch)
  *
  * A sequence (struct sim_seq) is embedded in its owner (a connection) and
@@ -37,6 +38,7 @@ struct sim_seq {
 struct sim_params {
     uint32_t max_batch;            /* >= 1 */
     double batch_slowdown;         /* F >= 0 */
+    double prefill_slowdown;       /* F >= 0: prefill shares the GPU with the batch */
     uint64_t prefill_ns_per_token; /* added to TTFT per prompt token */
 };
 

@@ -155,6 +155,82 @@ class LowerLimitTest(QosTest):
         self.assertTrue(any(a["step"] == "apply" and a["action"] == "lower_limit" for a in audit))
 
 
+def timed_chat(port, headers=None):
+    """(status, wall-clock time of the first content event, TTFT in s); the
+    last two None without one."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    t0 = time.monotonic()
+    try:
+        body = chat_body(True)
+        h = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s"
+                   % (CHAT, len(body), h, body)).encode())
+        buf = b""
+        at = ttft = None
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            if ttft is None and b'"content":" w' in buf:
+                ttft = time.monotonic() - t0
+                at = time.time()
+        return int(buf[9:12]), at, ttft
+    finally:
+        s.close()
+
+
+def iso_seconds(t):
+    import datetime
+    return datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class RecoveryTest(QosTest):
+    """A backend whose TTFT grows with its load (prefill shares the GPU):
+    past the level the limit comes down, and TTFT comes back under it."""
+
+    sim_args = ("--ttft-ms", "20", "--prefill-slowdown", "20", "--max-batch", "64",
+                "--itl-ms", "20", "--tokens", "30")
+    extra = {"governor": {"queue_ttl_ms": "30", "min_concurrent": "4"}}
+    slos = {"ttft": {"metric": "ttft_p95", "threshold": "150", "window": "1s",
+                     "actions": "lower_limit 75", "cooldown": "5s", "hold": "60s"}}
+
+    def test_limit_comes_down_and_ttft_recovers(self):
+        stop = time.monotonic() + 20
+        samples = []  # (status, first token at, ttft)
+
+        def client():
+            while time.monotonic() < stop:
+                samples.append(timed_chat(self.sluice.port))
+        ts = [threading.Thread(target=client) for _ in range(40)]
+        for t in ts:
+            t.start()
+        applied = wait_for(lambda: next((e for e in self.events() if e["step"] == "apply"),
+                                        None), 15, "lower_limit applied")
+        time.sleep(4)
+        stop = time.monotonic()
+        for t in ts:
+            t.join()
+        self.assertEqual(applied["action"], "lower_limit")
+        self.assertGreater(applied["value"], 150)
+        self.assertGreater(self.qos_status()["qos_limit"], 0)
+        t_applied = iso_seconds(applied["time"])
+
+        def p95(xs):
+            xs = sorted(xs)
+            return xs[max(0, int(len(xs) * 0.95) - 1)] * 1000 if xs else None
+        before = p95([t for (st, at, t) in samples if t and at < t_applied])
+        after = p95([t for (st, at, t) in samples if t and at > t_applied + 1.5])
+        self.assertGreater(before, 150)
+        # admitted streams see the backend's TTFT again; the excess waited
+        # at most queue_ttl_ms and was refused (503)
+        self.assertLess(after, 150, (before, after))
+        self.assertIn(503, {st for (st, _, _) in samples})
+
+
 class ThrottleTenantTest(QosTest):
     sim_args = ("--ttft-ms", "5", "--itl-ms", "20", "--tokens", "20", "--max-batch", "4")
     extra = {"auth": {"enabled": "true"},
