@@ -241,7 +241,7 @@ static bool gen_begin(struct server *s, struct conn *c, const struct h1_request 
         api_reply_error(s, c, err.status, false, err.msg, err.msg_len);
         return false;
     }
-    *f = ov->has_fault ? ov->fault : s->o->fault;
+    *f = ov->has_fault ? ov->fault : server_default_fault(s);
     if (f->kind != FAULT_NONE)
         s->cnt.faults++;
     return !gen_immediate_fault(s, c, f);

@@ -21,6 +21,7 @@ enum {
     OPT_SLOWDOWN,
     OPT_PREFILL_SLOWDOWN,
     OPT_FAULT,
+    OPT_FAULT_RATE,
     OPT_MAX_MODEL_LEN,
     OPT_KEEPALIVE,
     OPT_PREFIX_CACHE,
@@ -41,6 +42,7 @@ static const struct option longopts[] = {
     {"batch-slowdown", required_argument, NULL, OPT_SLOWDOWN},
     {"prefill-slowdown", required_argument, NULL, OPT_PREFILL_SLOWDOWN},
     {"fault", required_argument, NULL, OPT_FAULT},
+    {"fault-rate", required_argument, NULL, OPT_FAULT_RATE},
     {"max-model-len", required_argument, NULL, OPT_MAX_MODEL_LEN},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
     {"prefix-cache-blocks", required_argument, NULL, OPT_PREFIX_CACHE},
@@ -69,6 +71,8 @@ void opts_usage(FILE *f)
           "  --max-batch N               sequences decoding at once; the rest wait FIFO\n"
           "                              (default 256)\n"
           "  --prefill-us-per-token US   TTFT added per prompt token (default 0)\n"
+          "  --fault-rate P              inject --fault into this share of requests (0..1, default "
+          "1)\n"
           "  --batch-slowdown F          gap *= 1 + F * running / max_batch (default 0)\n"
           "  --prefill-slowdown F        TTFT *= 1 + F * running / max_batch (default 0)\n"
           "  --fault SPEC                inject SPEC into every generation request:\n"
@@ -161,6 +165,7 @@ int opts_parse(int argc, char **argv, struct llmsim_opts *o, char *err, size_t e
 {
     memset(o, 0, sizeof(*o));
     o->listen = "127.0.0.1:8000";
+    o->fault_rate = 1.0;
     o->tokens = 50;
     o->ttft_ms = 50;
     o->itl_ms = 20;
@@ -216,6 +221,10 @@ int opts_parse(int argc, char **argv, struct llmsim_opts *o, char *err, size_t e
         case OPT_SLOWDOWN:
             what = "--batch-slowdown wants 0..1000";
             rc = parse_num(optarg, 0, 1000, &o->batch_slowdown);
+            break;
+        case OPT_FAULT_RATE:
+            what = "--fault-rate wants 0..1";
+            rc = parse_num(optarg, 0, 1, &o->fault_rate);
             break;
         case OPT_FAULT:
             what = "--fault: unknown SPEC (status:CODE close reset close_after:K "

@@ -41,7 +41,8 @@ struct llmsim_opts {
     double prefill_us;            /* TTFT added per prompt token */
     double batch_slowdown;        /* gap *= 1 + F * running / max_batch */
     double prefill_slowdown;      /* TTFT *= 1 + F * running / max_batch */
-    struct fault fault;           /* applied to every generation request */
+    struct fault fault;           /* applied to generation requests ... */
+    double fault_rate;            /* ... to this share of them (0..1), drawn at random */
     uint32_t max_model_len;       /* context window: prompt + completion */
     double keepalive_s;           /* idle keep-alive connections close after this; 0 never */
     uint32_t prefix_cache_blocks; /* prefix cache size in blocks of prompt; 0 = none */

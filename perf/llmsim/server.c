@@ -400,7 +400,7 @@ static void dispatch_generation(struct server *s, struct conn *c, bool chat,
         conn_reply_error(s, c, err.status, NULL, err.msg, err.msg_len);
         return;
     }
-    struct fault f = ov.has_fault ? ov.fault : s->o->fault;
+    struct fault f = ov.has_fault ? ov.fault : server_default_fault(s);
     if (f.kind != FAULT_NONE)
         s->cnt.faults++;
     if (gen_immediate_fault(s, c, &f))
@@ -796,4 +796,18 @@ void server_fini(struct server *s)
     bbuf_free(&s->tmp);
     bbuf_free(&s->hdr);
     bbuf_free(&s->model_text);
+}
+
+struct fault server_default_fault(struct server *s)
+{
+    struct fault none = {0};
+    if (s->o->fault.kind == FAULT_NONE || s->o->fault_rate >= 1.0)
+        return s->o->fault;
+    if (!s->fault_rng)
+        s->fault_rng = 0x9e3779b97f4a7c15ULL; /* the same run faults the same requests */
+    s->fault_rng ^= s->fault_rng << 13;
+    s->fault_rng ^= s->fault_rng >> 7;
+    s->fault_rng ^= s->fault_rng << 17;
+    double u = (double)(s->fault_rng >> 11) / 9007199254740992.0;
+    return u < s->o->fault_rate ? s->o->fault : none;
 }

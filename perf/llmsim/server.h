@@ -108,6 +108,7 @@ struct conn {
 
 struct server {
     const struct llmsim_opts *o;
+    uint64_t fault_rng; /* xorshift64, fixed seed: which requests --fault-rate hits */
     int epfd;
     int lfd;
     int sigfd;
@@ -172,5 +173,9 @@ void conn_reply(struct server *s, struct conn *c, int status, const char *extra,
 /* Sends an OpenAI error JSON. */
 void conn_reply_error(struct server *s, struct conn *c, int status, const char *extra,
                       const char *msg, size_t msg_len);
+
+/* The fault of a request that names none: --fault, for --fault-rate of
+ * them (a flaky server, not a broken one). */
+struct fault server_default_fault(struct server *s);
 
 #endif
