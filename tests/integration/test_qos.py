@@ -347,6 +347,47 @@ class JitterTest(QosTest):
         self.assertAlmostEqual(ev[0]["value"], 150, delta=150 / 64)
 
 
+class RollbackTtftTest(QosTest):
+    qos = {"rollback_min_requests": "1000"}  # errors are not what this one is about
+    extra = {"governor": {"target_ttft_ms": "300"}}
+
+    def test_a_rollout_slowing_its_streams_goes_back(self):
+        sessions = ["t%d" % i for i in range(600)]
+        on = [s for s in sessions if fnv_bucket("stream_resume", s) < 10][:25]
+        off = [s for s in sessions if fnv_bucket("stream_resume", s) >= 10][:25]
+        self.assertEqual(ctl(self.sluice, "rollout", "set", "stream_resume", "10")[0], 0)
+        for s in off:
+            chat(self.sluice.port, {"X-Session-Id": s})
+        for s in on:  # the new path's first tokens come late
+            chat(self.sluice.port, {"X-Session-Id": s, "X-Sim-TTFT-Ms": "600"})
+        wait_for(lambda: any(e["step"] == "rollback" for e in self.events()), 10, "rollback")
+        ev = [e for e in self.events() if e["step"] == "rollback"][0]
+        self.assertEqual((ev["feature"], ev["metric"], ev["after"]), ("stream_resume", "ttft_p95", 0))
+        show = json.loads(ctl(self.sluice, "--json", "rollout", "show")[1])
+        self.assertEqual(show["features"]["stream_resume"], 0)
+
+
+class WebhookDownTest(QosTest):
+    """An unreachable webhook delays no decision: they go on, alerts queue
+    and are retried in the background."""
+
+    slos = {"fast": {"metric": "ttft_p95", "threshold": "100", "window": "1s",
+                     "actions": "alert, lower_limit 50", "cooldown": "300ms", "hold": "30s"}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.qos = {"webhook": "http://127.0.0.1:%d/x" % free_port(), "webhook_retries": "5"}
+        super().setUpClass()
+
+    def test_decisions_do_not_wait_for_the_webhook(self):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(self.steps("fast")) < 2:
+            burst(self.sluice.port, 4, SLOW)
+        self.assertEqual(self.steps("fast")[:2], [("apply", "alert"), ("apply", "lower_limit")])
+        self.assertGreater(self.qos_status()["qos_limit"], 0)
+        self.assertIn("qos webhook", self.sluice.output())
+
+
 class RestartTest(QosTest):
     slos = {"fast": {"metric": "ttft_p95", "threshold": "100", "window": "1s",
                      "actions": "lower_limit 50", "cooldown": "1s", "hold": "2s"}}
