@@ -14,7 +14,8 @@ import threading
 import time
 import unittest
 
-from harness import CHAT, Conn, Llmsim, Sluice, chat_body, ctl, free_port, set_rollout, wait_for
+from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, ctl, free_port,
+                     wait_for)
 from test_control import control_pid
 
 
@@ -256,7 +257,9 @@ class ThrottleTenantTest(QosTest):
         self.assertIn(429, [r.status for r in res])
         self.assertTrue(all(r.status in (200, 429) for r in res))
         for _ in range(3):
-            self.assertEqual(chat(self.sluice.port, calm).status, 200)
+            st, _, ttft = timed_chat(self.sluice.port, calm)
+            self.assertEqual(st, 200)
+            self.assertLess(ttft * 1000, 150)  # its TTFT holds under the level
 
 
 class LoopTest(QosTest):
@@ -386,6 +389,55 @@ class WebhookDownTest(QosTest):
         self.assertEqual(self.steps("fast")[:2], [("apply", "alert"), ("apply", "lower_limit")])
         self.assertGreater(self.qos_status()["qos_limit"], 0)
         self.assertIn("qos webhook", self.sluice.output())
+
+
+class ScopesTest(QosTest):
+    """A backend's own window, and the client-side rates: a policy on one
+    backend sees only its requests; clients that leave are a rate."""
+
+    extra = {"upstream": {"health_interval": "0"}}
+    slos = {"slow_backend": {"backend": "sim", "metric": "ttft_p95", "threshold": "100",
+                             "window": "1s", "actions": "alert", "cooldown": "300ms"},
+            "fast_backend": {"backend": "quick", "metric": "ttft_p95", "threshold": "100",
+                             "window": "1s", "actions": "alert", "cooldown": "300ms"},
+            "leaving": {"metric": "disconnect_rate", "threshold": "0.2", "window": "2s",
+                        "actions": "alert", "cooldown": "300ms"}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.quick = Llmsim("--ttft-ms", "5", "--itl-ms", "2", "--tokens", "4")
+        cls.extra = dict(cls.extra, **{"backend quick": {
+            "url": "http://127.0.0.1:%d" % cls.quick.port}})
+        cls.sim_args = ("--ttft-ms", "250", "--itl-ms", "2", "--tokens", "4")
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.quick.stop()
+
+    def test_backend_scopes_and_disconnect_rate(self):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not self.steps("slow_backend"):
+            burst(self.sluice.port, 6)
+        pols = {p["policy"]: p for p in self.qos_status()["policies"]}
+        self.assertEqual(pols["slow_backend"]["scope"], "backend:sim")
+        self.assertGreater(pols["slow_backend"]["value"], 100)
+        self.assertLess(pols["fast_backend"]["value"], 100)
+        self.assertEqual(self.steps("fast_backend"), [])
+        # clients that hang up mid-stream
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not self.steps("leaving"):
+            for _ in range(4):
+                c = Conn(self.sluice.port)
+                c.send(build_request("POST", CHAT, chat_body(),
+                                     {"X-Sim-Tokens": "400", "X-Sim-ITL-Ms": "20"}))
+                c.read_head()
+                c.close()
+            time.sleep(0.3)
+        ev = [e for e in self.events() if e["policy"] == "leaving"][0]
+        self.assertEqual((ev["metric"], ev["action"]), ("disconnect_rate", "alert"))
+        self.assertGreater(ev["value"], 0.2)
 
 
 class RestartTest(QosTest):
