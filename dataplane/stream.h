@@ -202,6 +202,12 @@ void stream_fail(struct stream *st, int err, const char *detail);
 /* Everything written to the client's outq so far, the response head
  * included, may go out. */
 void stream_commit(struct stream *st);
+/* Moves the request to another backend before the client's first byte
+ * (failover), or, with continue_streams, continues a broken answer on
+ * another backend.  False when it cannot; stream_head.c calls them when a
+ * backend's head refuses the request. */
+bool stream_failover(struct stream *st, const char *why, bool cancel);
+bool stream_continue(struct stream *st, const char *why);
 /* Writes the client's response head (uncommitted until the first body
  * bytes): <status>, Content-Type <ctype>, the framing, and for an event
  * stream the no-cache fields.  0 or <0 (the stream failed). */

@@ -307,20 +307,6 @@ void ollama_version_body(struct bbuf *b)
 
 /* --- request bodies ----------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(struct req_error *err, int status,
-                                                      const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    err->status = status;
-    if (n < 0)
-        n = 0;
-    err->msg_len = (size_t)n < sizeof(err->msg) ? (size_t)n : sizeof(err->msg) - 1;
-    return -EINVAL;
-}
-
 /* The JSON kind Go names in an UnmarshalTypeError. */
 static const char *go_kind(const json_t *v)
 {
@@ -338,8 +324,8 @@ static const char *go_kind(const json_t *v)
 static int type_error(struct req_error *err, const json_t *v, const char *where,
                       const char *go_type)
 {
-    return fail(err, 400, "json: cannot unmarshal %s into Go struct field %s of type %s",
-                go_kind(v), where, go_type);
+    return req_fail(err, 400, "json: cannot unmarshal %s into Go struct field %s of type %s",
+                    go_kind(v), where, go_type);
 }
 
 /* A field of Go type string (null leaves it empty). */
@@ -395,10 +381,10 @@ static int syntax_error(const char *body, size_t len, const json_error_t *je, st
     while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
         i++;
     if (i == len)
-        return fail(err, 400, "missing request body");
+        return req_fail(err, 400, "missing request body");
     const char *near = strstr(je->text, "near '");
     if (strstr(je->text, "premature end of input") || strstr(je->text, "near end of file") || !near)
-        return fail(err, 400, "unexpected EOF");
+        return req_fail(err, 400, "unexpected EOF");
     size_t tok = strlen(near + 6);
     tok = tok > 0 ? tok - 1 : 0; /* less the closing quote */
     size_t pos = (size_t)je->position;
@@ -412,7 +398,7 @@ static int syntax_error(const char *body, size_t len, const json_error_t *je, st
             where = ctx[k].go;
     char q[16];
     go_quote_char(q, sizeof(q), ch);
-    return fail(err, 400, "invalid character %s %s", q, where);
+    return req_fail(err, 400, "invalid character %s %s", q, where);
 }
 
 static bool name_eq(const char *a, size_t an, const char *b, size_t bn)
@@ -467,12 +453,12 @@ static int check_model(json_t *root, const char *where, const struct req_models 
     if (get_string(root, "model", where, &name, &len, err) < 0)
         return -EINVAL;
     if (len == 0)
-        return fail(err, 400, "model is required");
+        return req_fail(err, 400, "model is required");
     int i = find_model(models, name, len);
     if (i < 0) {
         char q[600];
         size_t ql = go_quote(q, sizeof(q), name, len > 512 ? 512 : len);
-        return fail(err, 404, "model %.*s not found, try pulling it first", (int)ql, q);
+        return req_fail(err, 404, "model %.*s not found, try pulling it first", (int)ql, q);
     }
     *idx = (uint32_t)i;
     return 0;
@@ -490,7 +476,7 @@ static int num_predict(json_t *root, const char *where, uint32_t *out, struct re
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_number(v))
-        return fail(err, 500, "option \"num_predict\" must be of type integer");
+        return req_fail(err, 500, "option \"num_predict\" must be of type integer");
     double n = json_number_value(v);
     if (n >= 1)
         *out = n >= (double)LLMSIM_MAX_TOKENS ? LLMSIM_MAX_TOKENS : (uint32_t)n;
@@ -590,8 +576,8 @@ int ollama_parse(bool chat, const char *body, size_t len, const struct req_model
     int rc = -EINVAL;
     uint64_t bytes = 0;
     if (!json_is_object(root) && !json_is_null(root)) {
-        fail(err, 400, "json: cannot unmarshal %s into Go value of type api.%s", go_kind(root),
-             type);
+        req_fail(err, 400, "json: cannot unmarshal %s into Go value of type api.%s", go_kind(root),
+                 type);
         goto out;
     }
     snprintf(where, sizeof(where), "%s.stream", type);

@@ -54,8 +54,7 @@ enum req_route req_route(const struct h1_request *r, bool *head_only, const char
     return ROUTE_NOT_FOUND;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(struct req_error *err, int status,
-                                                      const char *fmt, ...)
+int req_fail(struct req_error *err, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -139,7 +138,7 @@ static int apply_override(struct req_overrides *ov, enum ov_key k, const char *v
     }
     if (rc < 0) {
         int shown = n > 64 ? 64 : (int)n;
-        return fail(err, 400, "invalid %s value '%.*s'", name, shown, v);
+        return req_fail(err, 400, "invalid %s value '%.*s'", name, shown, v);
     }
     return 0;
 }
@@ -203,7 +202,7 @@ int req_overrides(const struct h1_request *r, struct req_overrides *ov, struct r
                 char val[96];
                 size_t vlen = 0;
                 if (!url_decode(eq + 1, (size_t)(pair_end - eq - 1), val, sizeof(val), &vlen))
-                    return fail(err, 400, "invalid %s value", ov_query[k]);
+                    return req_fail(err, 400, "invalid %s value", ov_query[k]);
                 if (apply_override(ov, (enum ov_key)k, val, vlen, ov_query[k], err) < 0)
                     return -EINVAL;
             }
@@ -240,16 +239,17 @@ static int chat_prompt(json_t *root, uint64_t *bytes, struct req_error *err)
 {
     json_t *msgs = json_object_get(root, "messages");
     if (!msgs)
-        return fail(err, 400, "messages: Field required");
+        return req_fail(err, 400, "messages: Field required");
     if (!json_is_array(msgs))
-        return fail(err, 400, "messages: Input should be a valid list");
+        return req_fail(err, 400, "messages: Input should be a valid list");
     size_t i;
     json_t *m;
     json_array_foreach (msgs, i, m) {
         if (!json_is_object(m) || !json_is_string(json_object_get(m, "role")))
-            return fail(err, 400, "messages.%zu: each message needs a string 'role'", i);
+            return req_fail(err, 400, "messages.%zu: each message needs a string 'role'", i);
         if (content_bytes(json_object_get(m, "content"), bytes) < 0)
-            return fail(err, 400, "messages.%zu.content: Input should be a string or a list", i);
+            return req_fail(err, 400, "messages.%zu.content: Input should be a string or a list",
+                            i);
     }
     return 0;
 }
@@ -260,13 +260,13 @@ static int completion_prompt(json_t *root, uint64_t *bytes, struct req_error *er
 {
     json_t *p = json_object_get(root, "prompt");
     if (!p)
-        return fail(err, 400, "prompt: Field required");
+        return req_fail(err, 400, "prompt: Field required");
     if (json_is_string(p)) {
         *bytes += json_string_length(p);
         return 0;
     }
     if (!json_is_array(p))
-        return fail(err, 400, "prompt: Input should be a string or a list");
+        return req_fail(err, 400, "prompt: Input should be a string or a list");
     size_t i;
     json_t *e;
     json_array_foreach (p, i, e) {
@@ -279,11 +279,11 @@ static int completion_prompt(json_t *root, uint64_t *bytes, struct req_error *er
             json_t *id;
             json_array_foreach (e, j, id) {
                 if (!json_is_integer(id))
-                    return fail(err, 400, "prompt.%zu.%zu: Input should be an integer", i, j);
+                    return req_fail(err, 400, "prompt.%zu.%zu: Input should be an integer", i, j);
                 *bytes += 4;
             }
         } else {
-            return fail(err, 400, "prompt.%zu: Input should be a string or token ids", i);
+            return req_fail(err, 400, "prompt.%zu: Input should be a string or token ids", i);
         }
     }
     return 0;
@@ -295,7 +295,7 @@ static int get_bool(json_t *root, const char *key, bool *out, struct req_error *
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_boolean(v))
-        return fail(err, 400, "%s: Input should be a valid boolean", key);
+        return req_fail(err, 400, "%s: Input should be a valid boolean", key);
     *out = json_is_true(v);
     return 0;
 }
@@ -306,10 +306,10 @@ static int get_max_tokens(json_t *root, const char *key, uint32_t *out, struct r
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v))
-        return fail(err, 400, "%s: Input should be a valid integer", key);
+        return req_fail(err, 400, "%s: Input should be a valid integer", key);
     json_int_t n = json_integer_value(v);
     if (n < 1)
-        return fail(err, 400, "max_tokens must be at least 1, got %lld.", (long long)n);
+        return req_fail(err, 400, "max_tokens must be at least 1, got %lld.", (long long)n);
     *out = n > (json_int_t)LLMSIM_MAX_TOKENS ? LLMSIM_MAX_TOKENS : (uint32_t)n;
     return 0;
 }
@@ -332,7 +332,7 @@ static int check_model(json_t *root, const struct req_models *models, uint32_t *
     if (!m || json_is_null(m))
         return 0;
     if (!json_is_string(m))
-        return fail(err, 400, "model: Input should be a valid string");
+        return req_fail(err, 400, "model: Input should be a valid string");
     const char *name = json_string_value(m);
     size_t len = json_string_length(m);
     for (uint32_t i = 0; i < models->n; i++) {
@@ -342,7 +342,7 @@ static int check_model(json_t *root, const struct req_models *models, uint32_t *
         }
     }
     size_t shown = utf8_cut(name, len, 512);
-    return fail(err, 404, "The model `%.*s` does not exist.", (int)shown, name);
+    return req_fail(err, 404, "The model `%.*s` does not exist.", (int)shown, name);
 }
 
 /* Counts every " w<digit>": what vLLM's continue_final_message or a prompt
@@ -433,12 +433,12 @@ int req_parse_body(bool chat, const char *body, size_t len, const struct req_mod
     json_error_t jerr;
     json_t *root = json_loadb(body, len, 0, &jerr);
     if (!root)
-        return fail(err, 400, "JSON decode error: %s (line %d, column %d)", jerr.text, jerr.line,
-                    jerr.column);
+        return req_fail(err, 400, "JSON decode error: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
     int rc = -EINVAL;
     uint64_t bytes = 0;
     if (!json_is_object(root)) {
-        fail(err, 400, "Input should be a valid dictionary or object to extract fields from");
+        req_fail(err, 400, "Input should be a valid dictionary or object to extract fields from");
         goto out;
     }
     if ((chat ? chat_prompt(root, &bytes, err) : completion_prompt(root, &bytes, err)) < 0)
@@ -448,11 +448,11 @@ int req_parse_body(bool chat, const char *body, size_t len, const struct req_mod
     json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) {
-            fail(err, 400, "stream_options: Input should be a valid dictionary");
+            req_fail(err, 400, "stream_options: Input should be a valid dictionary");
             goto out;
         }
         if (!g->stream) {
-            fail(err, 400, "Stream options can only be defined when `stream=True`.");
+            req_fail(err, 400, "Stream options can only be defined when `stream=True`.");
             goto out;
         }
         if (get_bool(so, "include_usage", &g->include_usage, err) < 0)

@@ -101,4 +101,9 @@ void req_blocks_feed(struct req_blockhash *b, const char *s, size_t n);
 int req_parse_body(bool chat, const char *body, size_t len, const struct req_models *models,
                    struct req_gen *g, struct req_error *err);
 
+/* Fills <err> with <status> and a formatted message; returns -EINVAL (for
+ * `return req_fail(...)`).  Every body parser's one way to refuse. */
+__attribute__((format(printf, 3, 4))) int req_fail(struct req_error *err, int status,
+                                                   const char *fmt, ...);
+
 #endif

@@ -89,24 +89,10 @@ void tfs_predict_body(struct bbuf *b, bool columns, const uint32_t *len, uint32_
 
 /* --- request bodies ----------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(struct req_error *err, int status,
-                                                      const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    err->status = status;
-    if (n < 0)
-        n = 0;
-    err->msg_len = (size_t)n < sizeof(err->msg) ? (size_t)n : sizeof(err->msg) - 1;
-    return -EINVAL;
-}
-
 static int get_limit(json_t *v, uint32_t *out, struct req_error *err)
 {
     if (!json_is_integer(v) || json_integer_value(v) < 1)
-        return fail(err, 400, "max_tokens must be a positive integer");
+        return req_fail(err, 400, "max_tokens must be a positive integer");
     json_int_t n = json_integer_value(v);
     *out = n > (json_int_t)LLMSIM_MAX_TOKENS ? LLMSIM_MAX_TOKENS : (uint32_t)n;
     return 0;
@@ -130,7 +116,7 @@ static int row_instance(json_t *inst, size_t i, json_t **text, uint32_t *limit,
         return 0;
     }
     if (!json_is_object(inst))
-        return fail(err, 400, "Expecting instance %zu to be a string or an object", i);
+        return req_fail(err, 400, "Expecting instance %zu to be a string or an object", i);
     const char *key;
     json_t *v;
     json_object_foreach (inst, key, v) {
@@ -139,12 +125,12 @@ static int row_instance(json_t *inst, size_t i, json_t **text, uint32_t *limit,
                 return -EINVAL;
         } else if (json_is_string(v)) {
             if (*text)
-                return fail(err, 400, "instance %zu has more than one string input", i);
+                return req_fail(err, 400, "instance %zu has more than one string input", i);
             *text = v;
         }
     }
     if (!*text)
-        return fail(err, 400, "instance %zu has no string input", i);
+        return req_fail(err, 400, "instance %zu has no string input", i);
     return 0;
 }
 
@@ -157,12 +143,12 @@ static int inst_at(const struct batch *bt, size_t i, json_t **text, uint32_t *li
     *text = json_is_array(bt->texts) ? json_array_get(bt->texts, i) : bt->texts;
     *limit = 0;
     if (!json_is_string(*text))
-        return fail(err, 400, "Expecting input %zu to be a string", i);
+        return req_fail(err, 400, "Expecting input %zu to be a string", i);
     if (!bt->limits)
         return 0;
     json_t *l = json_is_array(bt->limits) ? json_array_get(bt->limits, i) : bt->limits;
     if (!l)
-        return fail(err, 400, "max_tokens has fewer entries than the inputs");
+        return req_fail(err, 400, "max_tokens has fewer entries than the inputs");
     return get_limit(l, limit, err);
 }
 
@@ -180,19 +166,19 @@ static int columns_batch(json_t *in, struct batch *bt, struct req_error *err)
                 bt->limits = v;
             } else if (json_is_string(v) || json_is_array(v)) {
                 if (bt->texts)
-                    return fail(err, 400, "'inputs' has more than one string input");
+                    return req_fail(err, 400, "'inputs' has more than one string input");
                 bt->texts = v;
             }
         }
         if (!bt->texts)
-            return fail(err, 400, "'inputs' has no string input");
+            return req_fail(err, 400, "'inputs' has no string input");
     }
     if (json_is_string(bt->texts)) {
         bt->n = 1;
         return 0;
     }
     if (!json_is_array(bt->texts))
-        return fail(err, 400, "Expecting 'inputs' to be a string, a list or an object");
+        return req_fail(err, 400, "Expecting 'inputs' to be a string, a list or an object");
     bt->n = json_array_size(bt->texts);
     return 0;
 }
@@ -203,23 +189,24 @@ static int get_batch(json_t *root, struct batch *bt, struct req_error *err)
     json_t *inst = json_object_get(root, "instances");
     json_t *in = json_object_get(root, "inputs");
     if (inst && in)
-        return fail(err, 400, "Not allowed to specify both 'instances' and 'inputs' keys");
+        return req_fail(err, 400, "Not allowed to specify both 'instances' and 'inputs' keys");
     if (!inst && !in)
-        return fail(err, 400, "Missing 'instances' or 'inputs' key");
+        return req_fail(err, 400, "Missing 'instances' or 'inputs' key");
     if (in) {
         if (columns_batch(in, bt, err) < 0)
             return -EINVAL;
     } else {
         if (!json_is_array(inst))
-            return fail(err, 400, "Expecting 'instances' to be an list/array");
+            return req_fail(err, 400, "Expecting 'instances' to be an list/array");
         bt->rows = true;
         bt->texts = inst;
         bt->n = json_array_size(inst);
     }
     if (bt->n == 0)
-        return fail(err, 400, "Expecting '%s' to be a non-empty list", in ? "inputs" : "instances");
+        return req_fail(err, 400, "Expecting '%s' to be a non-empty list",
+                        in ? "inputs" : "instances");
     if (bt->n > UINT32_MAX / 8)
-        return fail(err, 400, "too many instances");
+        return req_fail(err, 400, "too many instances");
     return 0;
 }
 
@@ -229,10 +216,10 @@ static int check_signature(json_t *root, struct req_error *err)
     if (!sig || json_is_null(sig))
         return 0;
     if (!json_is_string(sig))
-        return fail(err, 400, "'signature_name' must be a string");
+        return req_fail(err, 400, "'signature_name' must be a string");
     if (strcmp(json_string_value(sig), "serving_default") != 0)
-        return fail(err, 400, "Serving signature name: \"%.200s\" not found in signature def",
-                    json_string_value(sig));
+        return req_fail(err, 400, "Serving signature name: \"%.200s\" not found in signature def",
+                        json_string_value(sig));
     return 0;
 }
 
@@ -243,11 +230,11 @@ int tfs_parse(const char *body, size_t len, uint32_t max_model_len, struct req_g
     json_error_t je;
     json_t *root = json_loadb(body, len, 0, &je);
     if (!root)
-        return fail(err, 400, "JSON Parse error: %s at offset: %d", je.text, je.position);
+        return req_fail(err, 400, "JSON Parse error: %s at offset: %d", je.text, je.position);
     int rc = -EINVAL;
     struct batch bt;
     if (!json_is_object(root)) {
-        fail(err, 400, "JSON Value is not an object");
+        req_fail(err, 400, "JSON Value is not an object");
         goto out;
     }
     if (check_signature(root, err) < 0 || get_batch(root, &bt, err) < 0)
@@ -274,7 +261,7 @@ int tfs_parse(const char *body, size_t len, uint32_t max_model_len, struct req_g
     if (bt.n > 1) {
         g->inst_len = malloc(bt.n * sizeof(*g->inst_len));
         if (!g->inst_len) {
-            fail(err, 500, "llmsim: out of memory");
+            req_fail(err, 500, "llmsim: out of memory");
             goto out;
         }
         for (size_t i = 0; i < bt.n; i++) {
