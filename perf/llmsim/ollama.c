@@ -20,19 +20,6 @@
 #include "perf/llmsim/opts.h"
 #include "perf/llmsim/pcache.h"
 
-static inline char *put(char *w, const char *s, size_t n)
-{
-    memcpy(w, s, n);
-    return w + n;
-}
-
-#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
-
-static inline char *put_u64(char *w, uint64_t v)
-{
-    return w + llmsim_u64_to_dec(w, v);
-}
-
 static char *put_digits(char *w, uint64_t v, int width)
 {
     for (int i = width - 1; i >= 0; i--) {

@@ -14,19 +14,6 @@
 
 #define FRAME_RESERVE RESP_FRAME_RESERVE
 
-static inline char *put(char *w, const char *s, size_t n)
-{
-    memcpy(w, s, n);
-    return w + n;
-}
-
-#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
-
-static inline char *put_u64(char *w, uint64_t v)
-{
-    return w + llmsim_u64_to_dec(w, v);
-}
-
 static inline char *put2(char *w, unsigned v)
 {
     w[0] = (char)('0' + (v / 10) % 10);

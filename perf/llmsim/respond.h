@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <string.h>
+
 #include "perf/llmsim/bbuf.h"
 
 /* The IMF-fixdate of the current second, re-rendered when the second changes. */
@@ -132,5 +134,19 @@ void resp_stats_body(struct bbuf *b, const struct resp_counters *c);
 /* GET /metrics body (Prometheus text); running/waiting per model. */
 void resp_metrics_body(struct bbuf *b, const struct resp_counters *c, const struct resp_model *m,
                        const uint32_t *running, const uint32_t *waiting, uint32_t n);
+
+/* Writers into a buffer the caller sized: each returns the new end. */
+static inline char *put(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+static inline char *put_u64(char *w, uint64_t v)
+{
+    return w + llmsim_u64_to_dec(w, v);
+}
 
 #endif

@@ -67,6 +67,20 @@ class Proc:
         return self.p.returncode
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def check_exit(proc, rc, ok=(0, None)):
+    """A stopped process (sluice, llmsim) fails the test class when it
+    printed a sanitizer report or exited with a status not in <ok>."""
+    out = proc.output()
+    for bad in SANITIZER_MARKS:
+        if bad in out:
+            raise AssertionError("sanitizer report in %s output:\n%s" % (proc.name, out[-8000:]))
+    if rc not in ok:
+        raise AssertionError("%s exited with %s:\n%s" % (proc.name, rc, out[-4000:]))
+
+
 class Llmsim(Proc):
     def __init__(self, *args, port=0):
         self.port_file = tempfile.mktemp(prefix="llmsim-port-")
@@ -396,13 +410,7 @@ class SluiceTest(unittest.TestCase):
     def tearDownClass(cls):
         rc = cls.sluice.stop()
         cls.sim.stop()
-        out = cls.sluice.output()
-        # Sanitizer reports from any sluice process fail the test class.
-        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            if bad in out:
-                raise AssertionError("sanitizer report in sluice output:\n" + out[-8000:])
-        if rc not in (0, None):
-            raise AssertionError("sluice exited with %s:\n%s" % (rc, out[-4000:]))
+        check_exit(cls.sluice, rc)
 
     def conn(self):
         return Conn(self.sluice.port)

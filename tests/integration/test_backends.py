@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, Conn, Llmsim, Sluice, chat_body, ctl, free_port, request,
+from harness import (CHAT, Conn, Llmsim, Sluice, chat_body, check_exit, ctl, free_port, request,
                      sse_events, tokens_of, wait_for)
 
 
@@ -63,12 +63,7 @@ class MultiBackendTest(unittest.TestCase):
         rc = cls.sluice.stop()
         for s in cls.sim.values():
             s.stop()
-        out = cls.sluice.output()
-        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            if bad in out:
-                raise AssertionError("sanitizer report in sluice output:\n" + out[-8000:])
-        if rc not in (0, None):
-            raise AssertionError("sluice exited with %s:\n%s" % (rc, out[-4000:]))
+        check_exit(cls.sluice, rc)
 
     def metric(self, key):
         return self.sluice.metrics().get(key, 0)

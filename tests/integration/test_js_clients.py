@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import Llmsim, Sluice, wait_for
+from harness import Llmsim, Sluice, check_exit, wait_for
 
 JS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "js"))
 SCRIPT = os.path.join(JS_DIR, "clients.mjs")
@@ -90,12 +90,7 @@ class JsClientsTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls._stop()
-        out = cls.sluice.output()
-        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            if bad in out:
-                raise AssertionError("sanitizer report in sluice output:\n" + out[-8000:])
-        if rc not in (0, None):
-            raise AssertionError("sluice exited with %s:\n%s" % (rc, out[-4000:]))
+        check_exit(cls.sluice, rc)
 
     # --- the ollama client: through sluice == straight from the backend ---
 

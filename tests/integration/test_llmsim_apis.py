@@ -16,7 +16,7 @@ import subprocess
 import time
 import unittest
 
-from harness import LLMSIM, Conn, Llmsim, build_request, wait_for
+from harness import LLMSIM, Conn, Llmsim, build_request, check_exit, wait_for
 
 DATE_RE = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$")
 # Go's RFC3339Nano: the fraction's trailing zeros are dropped.
@@ -114,12 +114,7 @@ class SimTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls.sim.stop()
-        out = cls.sim.output()
-        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            if bad in out:
-                raise AssertionError("sanitizer report in llmsim output:\n" + out[-8000:])
-        if rc != 0:
-            raise AssertionError("llmsim exited with %s:\n%s" % (rc, out[-4000:]))
+        check_exit(cls.sim, rc, ok=(0,))
 
     def stats(self):
         return self.sim.stats()

@@ -14,8 +14,8 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, ctl, free_port,
-                     wait_for)
+from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, check_exit, ctl,
+                     free_port, wait_for)
 from test_control import control_pid
 
 
@@ -93,12 +93,7 @@ class QosTest(unittest.TestCase):
         rc = cls.sluice.stop()
         cls.sim.stop()
         cls.hook.shutdown()
-        out = cls.sluice.output()
-        for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            if bad in out:
-                raise AssertionError("sanitizer report:\n" + out[-8000:])
-        if rc not in (0, None):
-            raise AssertionError("sluice exited with %s:\n%s" % (rc, out[-4000:]))
+        check_exit(cls.sluice, rc)
 
     def qos_status(self):
         rc, out, err = ctl(self.sluice, "--json", "qos")

@@ -25,10 +25,9 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, SLUICE, Conn, Llmsim, Sluice, SluiceTest, build_request, chat_body,
+from harness import (CHAT, SANITIZER_MARKS, SLUICE, Conn, Llmsim, Sluice, SluiceTest, build_request, chat_body,
                      request, sse_events, tokens_of, wait_for)
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
 def expected_tokens(n):

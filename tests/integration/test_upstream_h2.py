@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, free_port, request,
-                     sse_events, tokens_of, wait_for)
+from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, check_exit, free_port,
+                     request, sse_events, tokens_of, wait_for)
 
 
 def expected(n):
@@ -37,13 +37,8 @@ class H2UpstreamTest(unittest.TestCase):
     def tearDownClass(cls):
         rcs = [cls.front.stop(), cls.back.stop()]
         cls.sim.stop()
-        for p in (cls.front, cls.back):
-            out = p.output()
-            for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-                if bad in out:
-                    raise AssertionError("sanitizer report:\n" + out[-8000:])
-        if any(rc not in (0, None) for rc in rcs):
-            raise AssertionError("exit status %s" % rcs)
+        check_exit(cls.front, rcs[0])
+        check_exit(cls.back, rcs[1])
 
     def chat(self, stream=True, headers=None):
         c = Conn(self.front.port)
