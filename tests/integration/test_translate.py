@@ -8,7 +8,6 @@ The llmsims here run with --api ollama or --api tfserving, which answer 404
 on every OpenAI route: a 200 proves sluice translated."""
 
 import json
-import time
 import unittest
 
 from harness import Conn, ctl, free_port, request, sse_events, tokens_of, wait_for

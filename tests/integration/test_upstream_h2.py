@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, check_exit, free_port,
-                     request, sse_events, tokens_of, wait_for)
+from harness import (CHAT, Conn, Llmsim, Sluice, build_request, chat_body, check_exit, request,
+                     sse_events, tokens_of, wait_for)
 
 
 def expected(n):
@@ -123,7 +123,6 @@ class H2UpstreamTest(unittest.TestCase):
         # After the back sluice restarts, new requests open a new session.
         r = self.chat()
         self.assertEqual(r.status, 200)
-        port = self.back.port
         self.back.stop()
         r = self.chat()
         self.assertEqual(r.status, 502, r.body)
