@@ -2,6 +2,7 @@
 and sluice started pinned to a CPU and waited for, /metrics read, and
 percentiles.  Standard library only."""
 
+import json
 import os
 import socket
 import subprocess
@@ -61,3 +62,19 @@ def metrics(admin):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid):
+    """utime + stime of <pid>, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def worker_pids(admin):
+    """The pids of sluice's workers that are not draining (from /status)."""
+    st = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/status" % admin, timeout=5).read())
+    return [w["pid"] for w in st["workers"] if not w["draining"]]

@@ -36,24 +36,12 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import free_port, metrics, pct, start_llmsim, start_sluice
+from benchlib import cpu_of, free_port, metrics, pct, start_llmsim, start_sluice, worker_pids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TICK = os.sysconf("SC_CLK_TCK")
 TOKENS = 100
 CHAT = "/v1/chat/completions"
-
-
-def cpu_of(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def worker_pids(admin):
-    st = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/status" % admin, timeout=5).read())
-    return [w["pid"] for w in st["workers"] if not w["draining"]]
 
 
 class Stack:
