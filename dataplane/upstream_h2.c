@@ -95,7 +95,9 @@ static ssize_t read_body(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
     (void)ud;
     struct upconn *u = src->ptr;
     struct stream *st = u ? u->st : NULL;
-    if (!st) {
+    if (!st || !st->req_body) {
+        /* let go of, or answered (and its request freed) before its body
+         * was all sent: the rest is not needed */
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return 0;
     }
