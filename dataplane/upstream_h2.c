@@ -90,10 +90,11 @@ static void virt_fail(struct upconn *u, int api_err)
 static ssize_t read_body(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)ng;
-    (void)sid;
+    (void)src;
     (void)ud;
-    struct upconn *u = src->ptr;
+    /* By the stream's id, not a pointer kept in the source: a virtual
+     * upconn let go of is unlinked from its stream at once. */
+    struct upconn *u = nghttp2_session_get_stream_user_data(ng, sid);
     struct stream *st = u ? u->st : NULL;
     if (!st || !st->req_body) {
         /* let go of, or answered (and its request freed) before its body
@@ -159,7 +160,7 @@ static int submit(struct uh2 *s, struct upconn *u)
         NV(ln, h->name_len, h->value, h->value_len);
     }
 #undef NV
-    nghttp2_data_provider dp = {.source.ptr = u, .read_callback = read_body};
+    nghttp2_data_provider dp = {.read_callback = read_body};
     st->req_sent = 0;
     int32_t sid = nghttp2_submit_request(s->ng, NULL, nv, n, st->req_body_len ? &dp : NULL, u);
     if (sid < 0)
