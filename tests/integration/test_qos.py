@@ -341,8 +341,10 @@ class JitterTest(QosTest):
             burst(self.sluice.port, 3, {"X-Sim-ITL-Ms": "150", "X-Sim-Tokens": "4"})
         ev = [e for e in self.events() if e["policy"] == "smooth"]
         self.assertEqual((ev[0]["step"], ev[0]["action"]), ("apply", "alert"))
-        # 150 ms gaps, within the sketch's 1/128
-        self.assertAlmostEqual(ev[0]["value"], 150, delta=150 / 64)
+        # gaps of at least 150 ms (llmsim paces them; a busy machine only
+        # stretches them), read within the sketch's 1/128
+        self.assertGreaterEqual(ev[0]["value"], 150 * (1 - 1 / 128))
+        self.assertLess(ev[0]["value"], 1000)
 
 
 class RollbackTtftTest(QosTest):
