@@ -276,8 +276,22 @@ static bool skip_or_note(struct stream *st, unsigned flags, const char *ev, size
     return false;
 }
 
+/* A backend's own `id:` lines (another sluice in front of its backend, or
+ * a server that numbers its events) would come after sluice's and win
+ * (the last id field counts): each becomes a comment, same length, in
+ * place.  <p> follows sluice's id line, so a match at its start has the
+ * '\n' before it. */
+static void mute_ids(char *p, size_t n)
+{
+    char *end = p + n;
+    for (char *q = p - 1; q + 4 <= end && (q = memmem(q, (size_t)(end - q), "\nid:", 4)); q += 4)
+        memcpy(q + 1, ":id", 3);
+}
+
 static int finish_heap_event(struct stream *st)
 {
+    if (!st->forwarded)
+        mute_ids(st->big + st->ev_prefix, st->big_len - st->ev_prefix);
     unsigned flags = sse_event_scan(st->big + st->ev_prefix, st->big_len - st->ev_prefix);
     if (skip_or_note(st, flags, st->big + st->ev_prefix, st->big_len - st->ev_prefix))
         return 0;
@@ -312,6 +326,8 @@ int sev_finish(struct stream *st)
     }
     uint32_t trailer = st->chunked_out ? 2 : 0;
     uint32_t framing = st->chunked_out ? w->chunk_digits + 2 : 0;
+    if (!st->forwarded)
+        mute_ids(base + st->ev_prefix, total - st->ev_prefix - trailer);
     unsigned flags = sse_event_scan(base + st->ev_prefix, total - st->ev_prefix - trailer);
     if (skip_or_note(st, flags, base + st->ev_prefix, total - st->ev_prefix - trailer))
         return 0;

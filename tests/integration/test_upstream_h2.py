@@ -58,7 +58,14 @@ class H2UpstreamTest(unittest.TestCase):
         self.assertEqual(len(results), 24)
         for r in results:
             self.assertEqual(r.status, 200, r.body)
-            self.assertEqual(tokens_of(sse_events(r.body)), expected(12))
+            evs = sse_events(r.body)
+            self.assertEqual(tokens_of(evs), expected(12))
+            # one id per event, the front's: the back's became a comment,
+            # so a client resumes against the sluice it talks to
+            sid = evs[0]["id"][0].split(":")[0]
+            self.assertEqual([e["id"] for e in evs],
+                             [["%s:%d" % (sid, i + 1)] for i in range(len(evs))])
+            self.assertIn(b"\n:id ", r.body)
         b1 = self.back.metrics()
         streams = b1["sluice_http2_streams_total"] - b0.get("sluice_http2_streams_total", 0)
         conns = b1["sluice_http2_connections_total"] - b0.get("sluice_http2_connections_total", 0)
