@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "dataplane/api_error.h"
+#include "dataplane/oai_content.h"
 #include "shared/sbuf.h"
 
 struct route_def {
@@ -69,19 +70,10 @@ static void prefix_feed(struct prefix *p, const char *s, size_t n)
         p->h = (p->h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
 }
 
-static void prefix_content(struct prefix *p, json_t *content)
+/* oai_content's callback: the text into the prefix hash. */
+static void prefix_text(void *p, const char *s, size_t n)
 {
-    if (json_is_string(content)) {
-        prefix_feed(p, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach (content, i, part) {
-        json_t *t = json_object_get(part, "text");
-        if (json_is_string(t))
-            prefix_feed(p, json_string_value(t), json_string_length(t));
-    }
+    prefix_feed(p, s, n);
 }
 
 static uint64_t prefix_hash(enum route r, json_t *root, const char *model, size_t bytes)
@@ -97,12 +89,12 @@ static uint64_t prefix_hash(enum route r, json_t *root, const char *model, size_
             if (json_is_string(role))
                 prefix_feed(&p, json_string_value(role), json_string_length(role));
             prefix_feed(&p, "\n", 1);
-            prefix_content(&p, json_object_get(m, "content"));
+            oai_content_text(json_object_get(m, "content"), prefix_text, &p);
             prefix_feed(&p, "\n", 1);
         }
     } else {
         json_t *pr = json_object_get(root, "prompt");
-        prefix_content(&p, json_is_array(pr) ? json_array_get(pr, 0) : pr);
+        oai_content_text(json_is_array(pr) ? json_array_get(pr, 0) : pr, prefix_text, &p);
     }
     return p.h ? p.h : 1;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dataplane/api_error.h"
+#include "dataplane/oai_content.h"
 #include "shared/sbuf.h"
 
 /* A model name goes into the path as it is: only characters that need no
@@ -23,24 +24,25 @@ static bool path_safe(const char *s)
     return true;
 }
 
-static void put_text(struct sbuf *b, json_t *content)
+struct text_out {
+    struct sbuf *b;
+    bool first; /* no separator before the first part */
+};
+
+/* oai_content's callback: parts joined with newlines. */
+static void put_part(void *ctx, const char *s, size_t n)
 {
-    if (json_is_string(content)) {
-        sbuf_put(b, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    bool first = true;
-    json_array_foreach (content, i, part) {
-        json_t *t = json_object_get(part, "text");
-        if (!json_is_string(t))
-            continue;
-        if (!first)
-            sbuf_puts(b, "\n");
-        first = false;
-        sbuf_put(b, json_string_value(t), json_string_length(t));
-    }
+    struct text_out *o = ctx;
+    if (!o->first)
+        sbuf_puts(o->b, "\n");
+    o->first = false;
+    sbuf_put(o->b, s, n);
+}
+
+static void put_text(struct sbuf *b, const json_t *content)
+{
+    struct text_out o = {b, true};
+    oai_content_text(content, put_part, &o);
 }
 
 /* The prompt: a completion's, or a chat rendered as text. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataplane/oai_content.h"
 #include "perf/llmsim/opts.h"
 #include "perf/llmsim/pcache.h"
 
@@ -392,19 +393,9 @@ void req_blocks_feed(struct req_blockhash *b, const char *s, size_t n)
     }
 }
 
-static void bh_content(struct req_blockhash *b, json_t *content)
+static void bh_text(void *b, const char *s, size_t n)
 {
-    if (json_is_string(content)) {
-        req_blocks_feed(b, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach (content, i, part) {
-        json_t *t = json_object_get(part, "text");
-        if (json_is_string(t))
-            req_blocks_feed(b, json_string_value(t), json_string_length(t));
-    }
+    req_blocks_feed(b, s, n);
 }
 
 static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
@@ -412,7 +403,7 @@ static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
     struct req_blockhash b;
     req_blocks_init(&b, g);
     if (!chat) {
-        bh_content(&b, json_object_get(root, "prompt"));
+        oai_content_text(json_object_get(root, "prompt"), bh_text, &b);
         return;
     }
     size_t i;
@@ -421,7 +412,7 @@ static void prompt_blocks(bool chat, json_t *root, struct req_gen *g)
         const char *role = json_string_value(json_object_get(m, "role"));
         req_blocks_feed(&b, role ? role : "", role ? strlen(role) : 0);
         req_blocks_feed(&b, "\n", 1);
-        bh_content(&b, json_object_get(m, "content"));
+        oai_content_text(json_object_get(m, "content"), bh_text, &b);
         req_blocks_feed(&b, "\n", 1);
     }
 }
