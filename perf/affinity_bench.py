@@ -29,13 +29,12 @@ import os
 import random
 import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-from benchlib import free_port, pct, start_llmsim, start_sluice
+from benchlib import free_port, interleave, pct, save_json, start_llmsim, start_sluice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -119,17 +118,9 @@ def main():
     a = ap.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     tmp = tempfile.mkdtemp(prefix="affinity-bench-")
-    runs = []
-    for rep in range(a.reps):
-        for affinity in (False, True):
-            r = run_once(a.build_dir, tmp, affinity, a, rep)
-            r["rep"] = rep
-            runs.append(r)
-            print(json.dumps(r), file=sys.stderr)
-    os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, "affinity-" + stamp)
-    with open(base + ".json", "w") as f:
-        json.dump(runs, f, indent=1)
+    runs = interleave(a.reps, (False, True),
+                      lambda affinity, rep: run_once(a.build_dir, tmp, affinity, a, rep))
+    base = save_json(a.out, "affinity", stamp, runs)
 
     def med(aff, k):
         return statistics.median(r[k] for r in runs if r["affinity"] == aff)

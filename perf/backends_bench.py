@@ -36,12 +36,11 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
-from benchlib import free_port, start_llmsim, start_sluice
+from benchlib import free_port, interleave, save_json, start_llmsim, start_sluice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -125,17 +124,9 @@ def main():
     a = ap.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     tmp = tempfile.mkdtemp(prefix="backends-bench-")
-    runs = []
-    for rep in range(a.reps):
-        for name in CONFIGS:
-            r = run_once(a.build_dir, tmp, name, a.duration, a.kill_at)
-            r["rep"] = rep
-            runs.append(r)
-            print(json.dumps(r), file=sys.stderr)
-    os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, "backends-" + stamp)
-    with open(base + ".json", "w") as f:
-        json.dump(runs, f, indent=1)
+    runs = interleave(a.reps, list(CONFIGS),
+                      lambda name, rep: run_once(a.build_dir, tmp, name, a.duration, a.kill_at))
+    base = save_json(a.out, "backends", stamp, runs)
 
     def med(name, key):
         return statistics.median(r[key] for r in runs if r["config"] == name)

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -78,3 +79,27 @@ def worker_pids(admin):
     """The pids of sluice's workers that are not draining (from /status)."""
     st = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/status" % admin, timeout=5).read())
     return [w["pid"] for w in st["workers"] if not w["draining"]]
+
+
+def interleave(reps, variants, run):
+    """run(variant, rep) for each variant in turn, <reps> times over, so the
+    things compared share the machine's noise; each result gets its "rep"
+    and is printed as it comes."""
+    runs = []
+    for rep in range(reps):
+        for v in variants:
+            r = run(v, rep)
+            r["rep"] = rep
+            runs.append(r)
+            print(json.dumps(r), file=sys.stderr)
+    return runs
+
+
+def save_json(out_dir, prefix, stamp, data):
+    """<out_dir>/<prefix>-<stamp>.json; returns the path without ".json"
+    (the .md goes beside it)."""
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, "%s-%s" % (prefix, stamp))
+    with open(base + ".json", "w") as f:
+        json.dump(data, f, indent=1)
+    return base

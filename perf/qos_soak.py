@@ -37,9 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-from benchlib import free_port, metrics, start_llmsim, start_sluice
+from benchlib import free_port, metrics, save_json, start_llmsim, start_sluice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -148,10 +147,7 @@ def main():
         "rss_kb_start": rss_start,
         "rss_kb_end": rss_end,
     }
-    os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, "qos-soak-" + stamp)
-    with open(base + ".json", "w") as f:
-        json.dump(run, f, indent=1)
+    base = save_json(a.out, "qos-soak", stamp, run)
     uname = os.uname()
     with open(base + ".md", "w") as f:
         f.write("# QoS soak, %s\n\n%s %s, %d CPUs; `perf/qos_soak.py --duration %d --base %d "

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from benchlib import cpu_of, free_port, metrics, pct, start_llmsim, start_sluice, worker_pids
 

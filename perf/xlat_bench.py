@@ -24,7 +24,8 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import cpu_of, free_port, metrics, start_llmsim, start_sluice, worker_pids
+from benchlib import (cpu_of, free_port, interleave, metrics, save_json, start_llmsim,
+                      start_sluice, worker_pids)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -77,19 +78,13 @@ def main():
     a = ap.parse_args()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     tmp = tempfile.mkdtemp(prefix="xlat-bench-")
-    runs = []
-    for _ in range(a.reps):
-        for kind in ("openai", "ollama"):
-            runs.append(run(a.build_dir, tmp, kind, a))
-            print(json.dumps(runs[-1]))
+    runs = interleave(a.reps, ("openai", "ollama"), lambda kind, rep: run(a.build_dir, tmp, kind, a))
     med = {k: statistics.median(r["cpu_s_per_m_tokens"] for r in runs if r["kind"] == k)
            for k in ("openai", "ollama")}
     ratios = [o["cpu_s_per_m_tokens"] / v["cpu_s_per_m_tokens"]
               for v, o in zip(runs[0::2], runs[1::2])]
-    os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, "xlat-" + stamp)
-    with open(base + ".json", "w") as f:
-        json.dump({"runs": runs, "median_cpu_s_per_m_tokens": med, "ratios": ratios}, f, indent=1)
+    base = save_json(a.out, "xlat", stamp,
+                     {"runs": runs, "median_cpu_s_per_m_tokens": med, "ratios": ratios})
     u = os.uname()
     with open(base + ".md", "w") as f:
         f.write("# Ollama translation cost, %s\n\n%s %s, %d CPUs; `perf/xlat_bench.py --reps %d "
