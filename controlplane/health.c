@@ -184,6 +184,14 @@ static const char *answer_body(const struct hc_check *c, size_t *len)
     return h + 4;
 }
 
+/* A whole 200 answer's body as JSON; NULL if there is none or it is not. */
+static json_t *answer_json(const struct hc_check *c)
+{
+    size_t len;
+    const char *body = answer_body(c, &len);
+    return body ? json_loadb(body, len, 0, NULL) : NULL;
+}
+
 /* After a passing check: /metrics, then now and then /v1/models (when the
  * config does not say what it serves), then its host's GPU agent. */
 static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
@@ -207,9 +215,7 @@ static void next_scrape(struct health *h, struct hc_check *c, enum scrape done)
 static void agent_read(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    size_t blen;
-    const char *body = answer_body(c, &blen);
-    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
+    json_t *root = answer_json(c);
     json_t *gpus = json_object_get(root, "gpus");
     if (e && json_is_array(gpus) && json_array_size(gpus)) {
         double worst = 0;
@@ -267,9 +273,7 @@ static void names_of(json_t *arr, const char *key, char *list, size_t cap)
 static void ps_read(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    size_t blen;
-    const char *body = answer_body(c, &blen);
-    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
+    json_t *root = answer_json(c);
     json_t *models = json_object_get(root, "models");
     if (e && json_is_array(models)) {
         char list[sizeof e->loaded] = "", old[sizeof e->loaded];
@@ -289,9 +293,7 @@ static void ps_read(struct health *h, struct hc_check *c)
 static void listed(struct health *h, struct hc_check *c)
 {
     struct shm_backend *e = entry(h, c);
-    size_t blen;
-    const char *body = answer_body(c, &blen);
-    json_t *root = body ? json_loadb(body, blen, 0, NULL) : NULL;
+    json_t *root = answer_json(c);
     bool ollama = c->be->kind == BACKEND_OLLAMA;
     json_t *data = json_object_get(root, ollama ? "models" : "data");
     if (e && json_is_array(data)) {
